@@ -56,9 +56,7 @@ def test_error_goes_to_on_error_and_cancelled_to_on_cancelled(qtbot, runner):
         raise Cancelled()
 
     runner.submit(fail, on_error=got.append, on_done=lambda r: got.append("done"))
-    runner.submit(
-        cancelled, on_error=got.append, on_cancelled=lambda: got.append("cancelled")
-    )
+    runner.submit(cancelled, on_error=got.append, on_cancelled=lambda: got.append("cancelled"))
     qtbot.waitUntil(lambda: len(got) == 2, timeout=5000)
     assert "cancelled" in got
     errors = [g for g in got if isinstance(g, ModelLoadError)]
