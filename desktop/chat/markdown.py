@@ -1,0 +1,118 @@
+"""Markdown to Qt rich text for chat messages, with highlighted code blocks.
+
+Why its own module: the chat view re-renders the answer being streamed several
+times a second, so rendering must be cheap and pure (text in, HTML out, no
+widgets), and code blocks must come out with their raw text kept aside so the
+view can offer a copy button per block.
+
+markdown-it-py parses CommonMark (plus tables and strikethrough); code fences are
+highlighted by pygments with inline styles (Qt's rich-text engine has no CSS
+classes). Each fence gets a header line with its language and a `copy:N` link;
+`RenderedMarkdown.code_blocks[N]` is the text that link copies. An unterminated
+fence (the model is still writing it) renders as a code block too.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name, guess_lexer
+from pygments.lexers.special import TextLexer
+from pygments.util import ClassNotFound
+
+COPY_SCHEME = "copy:"
+
+
+@dataclass(slots=True)
+class RenderedMarkdown:
+    html: str
+    code_blocks: list[str] = field(default_factory=list)
+
+
+@lru_cache(maxsize=2)
+def _formatter(dark: bool) -> HtmlFormatter:
+    style = "monokai" if dark else "friendly"
+    return HtmlFormatter(noclasses=True, nowrap=True, style=style)
+
+
+@lru_cache(maxsize=64)
+def _lexer(lang: str):
+    try:
+        return get_lexer_by_name(lang, stripnl=False)
+    except ClassNotFound:
+        return TextLexer(stripnl=False)
+
+
+def _highlight(code: str, lang: str, dark: bool) -> str:
+    if lang:
+        lexer = _lexer(lang.lower())
+    else:
+        try:
+            lexer = guess_lexer(code) if len(code) > 40 else TextLexer()
+        except ClassNotFound:
+            lexer = TextLexer()
+    return highlight(code, lexer, _formatter(dark)).rstrip("\n")
+
+
+class MarkdownRenderer:
+    """Renders one message's Markdown; keep one per theme and reuse it."""
+
+    def __init__(self, *, dark: bool = False) -> None:
+        self.dark = dark
+        self._md = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True})
+        self._md.enable(["table", "strikethrough"])
+
+        # markdown-it binds render rules to its renderer: wrap ours in plain functions
+        def fence(_renderer, tokens, idx, options, env) -> str:
+            return self._fence(tokens, idx, options, env)
+
+        def code_inline(_renderer, tokens, idx, options, env) -> str:
+            return self._code_inline(tokens, idx, options, env)
+
+        self._md.add_render_rule("fence", fence)
+        self._md.add_render_rule("code_block", fence)
+        self._md.add_render_rule("code_inline", code_inline)
+
+    def render(self, text: str) -> RenderedMarkdown:
+        env: dict[str, list[str]] = {"blocks": []}
+        out = self._md.render(text, env)
+        return RenderedMarkdown(out, env["blocks"])
+
+    def _fence(self, tokens, idx, _options, env) -> str:
+        dark = self.dark
+        code_bg = "#272822" if dark else "#f6f8fa"
+        head_bg = "#3a3b35" if dark else "#e8ebef"
+        head_fg = "#c8c8c8" if dark else "#57606a"
+        tok = tokens[idx]
+        lang = (tok.info or "").strip().split(" ")[0]
+        code = tok.content
+        blocks: list[str] = env["blocks"]
+        n = len(blocks)
+        blocks.append(code)
+        body = _highlight(code, lang, dark)
+        label = html.escape(lang or "code")
+        return (
+            f'<table width="100%" cellspacing="0" cellpadding="6" '
+            f'style="background:{code_bg}; margin-top:4px; margin-bottom:6px;">'
+            f'<tr><td style="background:{head_bg}; color:{head_fg};">'
+            f'<span style="font-size:small;">{label}</span>'
+            f'&nbsp;&nbsp;<a href="{COPY_SCHEME}{n}" style="font-size:small;">Copy</a>'
+            f"</td></tr><tr><td>"
+            f'<pre style="margin:0; white-space:pre-wrap;">{body}</pre>'
+            f"</td></tr></table>"
+        )
+
+    def _code_inline(self, tokens, idx, _options, _env) -> str:
+        bg = "#3a3b35" if self.dark else "#eff1f3"
+        text = html.escape(tokens[idx].content)
+        return f'<code style="background:{bg};">&nbsp;{text}&nbsp;</code>'
+
+
+def plain_to_html(text: str) -> str:
+    """Text shown as-is (user messages, thinking): escaped, line breaks kept."""
+    return html.escape(text).replace("\n", "<br>")
