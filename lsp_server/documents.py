@@ -196,10 +196,7 @@ def _patch_line_starts(
     while pos != -1:
         inserted.append(a + pos + 1)
         pos = new_text.find("\n", pos + 1)
-    if delta:
-        tail = [s + delta for s in starts[last:]]
-    else:
-        tail = starts[last:]
+    tail = [s + delta for s in starts[last:]] if delta else starts[last:]
     return starts[:first] + inserted + tail
 
 

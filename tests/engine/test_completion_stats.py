@@ -1,0 +1,67 @@
+"""engine.completion_stats: private acceptance statistics on disk."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from engine.completion_stats import (
+    CompletionStatsRecorder,
+    load_completion_stats,
+    stats_file,
+)
+
+
+def test_counts_are_added_to_the_file(hanlin_home: Path) -> None:
+    rec = CompletionStatsRecorder()
+    assert rec.flush() is None  # nothing pending, nothing written
+    assert not stats_file().exists()
+    rec.offered("python")
+    rec.offered("python")
+    rec.shown("python")
+    rec.accepted("python", 12)
+    rec.partially_accepted("rust", 4)
+    rec.flush()
+    stats = load_completion_stats()
+    assert stats.languages["python"].offered == 2
+    assert stats.languages["python"].accepted == 1
+    assert stats.languages["python"].chars_accepted == 12
+    assert stats.languages["rust"].partially_accepted == 1
+    assert stats.total.chars_accepted == 16
+    assert stats.total.acceptance_rate == 1.0  # 2 taken / 1 shown, capped
+    assert stats.since is not None and stats.updated is not None
+    # a second recorder (another editor's server) adds, never overwrites
+    other = CompletionStatsRecorder()
+    other.accepted("python", 3)
+    other.flush()
+    assert load_completion_stats().languages["python"].chars_accepted == 15
+
+
+def test_concurrent_flushes_lose_nothing(hanlin_home: Path) -> None:
+    recorders = [CompletionStatsRecorder() for _ in range(4)]
+
+    def work(rec: CompletionStatsRecorder) -> None:
+        for _ in range(50):
+            rec.accepted("go", 1)
+            rec.flush()
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in recorders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert load_completion_stats().languages["go"].accepted == 200
+
+
+def test_damaged_file_is_moved_aside(hanlin_home: Path) -> None:
+    path = stats_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{not json", encoding="utf-8")
+    assert load_completion_stats().total.accepted == 0  # readers never raise
+    rec = CompletionStatsRecorder()
+    rec.accepted("c", 2)
+    rec.flush()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["languages"]["c"]["accepted"] == 1
+    assert list(path.parent.glob("completion_stats.json.broken-*"))
