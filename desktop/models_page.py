@@ -1,0 +1,857 @@
+"""The Models page of the desktop app: browse the catalog, download, import, choose.
+
+What the user sees: every catalog entry (size, quant, roles, license, a fit verdict
+for this machine with its reason), installed and partial downloads, a filter by
+family / role / text, per-model actions (Download, Pause, Resume, Cancel, Delete,
+Use for chat, Use for completion), Import GGUF… and drag-and-drop of `.gguf`
+files, and the editor-completion numbers `hanlin-lsp` records.
+
+How it is built: the page owns no model state. `CatalogTableModel` holds the rows,
+`CatalogFilterProxy` filters them, `DownloadManager` runs pulls, and every engine
+call (scanning the store, detecting hardware, pulling, importing, removing,
+writing settings) goes through the `TaskRunner`, so the GUI thread never blocks.
+Errors show in an inline banner on the page (and through `desktop.errors` where
+that module offers a mapping), never as a crash; the page keeps working.
+
+`modelsChanged` is emitted whenever the installed set or the chosen chat /
+completion model changes, so the main window can refresh its model picker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.models.catalog_model import (
+    AVAILABLE,
+    DOWNLOADING,
+    FIT_LABELS,
+    INSTALLED,
+    PARTIAL,
+    CatalogTableModel,
+    Column,
+    IdRole,
+)
+from desktop.models.delegates import ProgressDelegate
+from desktop.models.downloads import CANCELLED, DownloadManager
+from desktop.models.filter_proxy import CatalogFilterProxy
+from desktop.models.format import human_bytes, human_eta, human_rate
+from desktop.models.stats_panel import CompletionStatsPanel
+from desktop.tasks import TaskRunner
+from engine.cancel import CancelToken, ProgressCallback
+from engine.errors import HanlinError, ModelFileError
+
+GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
+#: what "Use for …" writes, per role
+_SETTING_FOR_ROLE = {"chat": "chat_model", "completion": "completion_model"}
+
+
+@dataclass(slots=True)
+class StoreSnapshot:
+    """What one scan of the store and the settings file found (built on a worker)."""
+
+    installed: list[Any]
+    partials: list[Any]
+    chat_model: str | None
+    completion_model: str | None
+    verdicts: dict[str, Any] = field(default_factory=dict)
+
+
+def scan_store(store: Any, catalog_ids: set[str]) -> StoreSnapshot:
+    """Installed models, partial downloads, chosen models, and fit of imports (worker)."""
+    from engine.settings import load_settings
+
+    installed = list(store.installed())
+    partials = list(store.partials())
+    settings = load_settings().settings
+    verdicts: dict[str, Any] = {}
+    extras = [m for m in installed if m.id not in catalog_ids]
+    if extras:
+        verdicts = _fit_for_installed(extras)
+    return StoreSnapshot(
+        installed, partials, settings.chat_model, settings.completion_model, verdicts
+    )
+
+
+def _fit_for_installed(models: list[Any]) -> dict[str, Any]:
+    """Fit verdicts for installed models that have no catalog entry, from their GGUF header."""
+    from engine.gguf_info import read_gguf_info
+    from engine.hardware import DEFAULT_N_CTX, detect_hardware, fit_for_entry, fit_for_file
+
+    hw = detect_hardware()
+    out: dict[str, Any] = {}
+    for model in models:
+        entry = getattr(model, "catalog_entry", None)
+        try:
+            if entry is not None:
+                out[model.id] = fit_for_entry(entry, hw)
+                continue
+            info = read_gguf_info(Path(model.path))
+            n_ctx = min(info.context_length or DEFAULT_N_CTX, DEFAULT_N_CTX)
+            out[model.id] = fit_for_file(info, int(model.size_bytes), hw, n_ctx)
+        except HanlinError:
+            continue  # the row simply shows no verdict; loading it will explain the problem
+    return out
+
+
+def fit_for_catalog(entries: list[Any]) -> dict[str, Any]:
+    """Fit verdicts for every catalog entry on this machine (worker: detects hardware)."""
+    from engine.hardware import detect_hardware, fit_for_entry
+
+    hw = detect_hardware()
+    return {entry.id: fit_for_entry(entry, hw) for entry in entries}
+
+
+class ModelsPage(QWidget):
+    """The catalog, downloads, imports and the choice of chat / completion model."""
+
+    #: the installed set or the chosen chat / completion model changed
+    modelsChanged = Signal()
+    #: an error was shown on the page (its text); handy for the status bar and tests
+    errorShown = Signal(str)
+
+    def __init__(
+        self,
+        runner: TaskRunner,
+        store: Any,
+        catalog: Any,
+        parent: QWidget | None = None,
+        *,
+        progress_interval_ms: int = 300,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelsPage")
+        self.setAcceptDrops(True)
+        self._runner = runner
+        self._store = store
+        self._catalog = catalog
+        self._entries = list(getattr(catalog, "entries", catalog) if catalog is not None else [])
+        self._catalog_ids = {e.id for e in self._entries}
+        self._installed_ids: set[str] | None = None
+        self._scan_pending = False
+        self._catalog_verdicts: dict[str, Any] = {}
+        self._extra_verdicts: dict[str, Any] = {}
+        self.last_error: str | None = None
+
+        self.table_model = CatalogTableModel(self)
+        self.table_model.set_catalog(self._entries)
+        self.proxy = CatalogFilterProxy(self)
+        self.proxy.setSourceModel(self.table_model)
+        self.downloads = DownloadManager(
+            runner, store, self.table_model, interval_ms=progress_interval_ms, parent=self
+        )
+        self.downloads.finished.connect(self._on_download_finished)
+        self.downloads.failed.connect(self._on_download_failed)
+        self.downloads.stopped.connect(self._on_download_stopped)
+
+        self._build_ui()
+        self._populate_filters()
+        self.table_model.dataChanged.connect(self._on_rows_changed)
+        self.table_model.modelReset.connect(self._update_details)
+        self.refresh()
+        self._compute_fit()
+        self.refresh_stats()
+
+    # ================================================================ UI construction
+
+    def _build_ui(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(12, 12, 12, 12)
+        outer.setSpacing(8)
+
+        # --- filter bar
+        bar = QHBoxLayout()
+        self.search_edit = QLineEdit(self)
+        self.search_edit.setPlaceholderText("Search models (name, family, quant, description)…")
+        self.search_edit.setClearButtonEnabled(True)
+        self.search_edit.textChanged.connect(self.proxy.set_text)
+        self.family_combo = QComboBox(self)
+        self.family_combo.setToolTip("Show one model family")
+        self.family_combo.currentIndexChanged.connect(
+            lambda _i: self.proxy.set_family(self.family_combo.currentData())
+        )
+        self.role_combo = QComboBox(self)
+        self.role_combo.setToolTip("Chat models answer questions; completion models fill in code")
+        self.role_combo.addItem("All roles", "")
+        self.role_combo.addItem("Chat", "chat")
+        self.role_combo.addItem("Completion", "completion")
+        self.role_combo.currentIndexChanged.connect(
+            lambda _i: self.proxy.set_role(self.role_combo.currentData())
+        )
+        self.installed_only = QCheckBox("Installed only", self)
+        self.installed_only.toggled.connect(self.proxy.set_installed_only)
+        self.import_button = QPushButton("Import GGUF…", self)
+        self.import_button.setToolTip("Register a .gguf file from disk (or drop one on this page)")
+        self.import_button.clicked.connect(self.choose_and_import)
+        bar.addWidget(self.search_edit, 1)
+        bar.addWidget(self.family_combo)
+        bar.addWidget(self.role_combo)
+        bar.addWidget(self.installed_only)
+        bar.addWidget(self.import_button)
+        outer.addLayout(bar)
+
+        # --- error / info banner
+        self.banner = QFrame(self)
+        self.banner.setObjectName("modelsBanner")
+        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
+        banner_layout = QHBoxLayout(self.banner)
+        banner_layout.setContentsMargins(8, 4, 4, 4)
+        self.banner_label = QLabel(self.banner)
+        self.banner_label.setWordWrap(True)
+        self.banner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton(self.banner)
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.clear_message)
+        banner_layout.addWidget(self.banner_label, 1)
+        banner_layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.banner.hide()
+        outer.addWidget(self.banner)
+
+        # --- table
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.view = QTableView(splitter)
+        self.view.setObjectName("catalogView")
+        self.view.setModel(self.proxy)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setSortingEnabled(True)
+        self.view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # catalog order until clicked
+        self.view.setAlternatingRowColors(True)
+        self.view.setWordWrap(False)
+        self.view.setShowGrid(False)
+        self.view.verticalHeader().hide()
+        self.view.setItemDelegateForColumn(Column.STATUS, ProgressDelegate(self.view))
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        self.view.doubleClicked.connect(self._on_double_click)
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(Column.STATUS, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(Column.STATUS, 230)
+        self.view.selectionModel().selectionChanged.connect(self._on_selection_changed)
+
+        # --- details + stats
+        lower = QWidget(splitter)
+        lower_layout = QHBoxLayout(lower)
+        lower_layout.setContentsMargins(0, 0, 0, 0)
+        self.details = self._build_details(lower)
+        lower_layout.addWidget(self.details, 1)
+        self.stats_panel = CompletionStatsPanel(lower)
+        lower_layout.addWidget(self.stats_panel)
+        lower.setMinimumHeight(lower.sizeHint().height())
+        self.view.verticalHeader().setDefaultSectionSize(self.view.fontMetrics().height() + 10)
+        splitter.addWidget(self.view)
+        splitter.addWidget(lower)
+        splitter.setCollapsible(1, False)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        outer.addWidget(splitter, 1)
+
+        self.chosen_label = QLabel(self)
+        self.chosen_label.setObjectName("chosenModels")
+        outer.addWidget(self.chosen_label)
+        self._update_chosen_label()
+        self._update_details()
+
+    def _build_details(self, parent: QWidget) -> QFrame:
+        box = QFrame(parent)
+        box.setObjectName("modelDetails")
+        box.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QVBoxLayout(box)
+        self.title_label = QLabel(box)
+        self.title_label.setObjectName("modelTitle")
+        font = self.title_label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.title_label.setFont(font)
+        self.title_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.description_label = QLabel(box)
+        self.description_label.setWordWrap(True)
+        self.facts_label = QLabel(box)
+        self.facts_label.setWordWrap(True)
+        self.facts_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fit_label = QLabel(box)
+        self.fit_label.setWordWrap(True)
+        progress_row = QHBoxLayout()
+        self.progress_bar = QProgressBar(box)
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setTextVisible(True)
+        self.progress_label = QLabel(box)
+        progress_row.addWidget(self.progress_bar, 1)
+        progress_row.addWidget(self.progress_label)
+
+        buttons = QHBoxLayout()
+        self.download_button = QPushButton("Download", box)
+        self.pause_button = QPushButton("Pause", box)
+        self.resume_button = QPushButton("Resume", box)
+        self.cancel_button = QPushButton("Cancel", box)
+        self.cancel_button.setToolTip("Stop and delete the partial download")
+        self.delete_button = QPushButton("Delete", box)
+        self.use_chat_button = QPushButton("Use for chat", box)
+        self.use_completion_button = QPushButton("Use for completion", box)
+        self.use_completion_button.setToolTip(
+            "The model hanlin-lsp uses for inline completion in your editor"
+        )
+        self.download_button.clicked.connect(lambda: self._act(self.download))
+        self.resume_button.clicked.connect(lambda: self._act(self.download))
+        self.pause_button.clicked.connect(lambda: self._act(self.pause))
+        self.cancel_button.clicked.connect(lambda: self._act(self.cancel_download))
+        self.delete_button.clicked.connect(lambda: self._act(self.delete))
+        self.use_chat_button.clicked.connect(lambda: self._act(lambda i: self.use_for(i, "chat")))
+        self.use_completion_button.clicked.connect(
+            lambda: self._act(lambda i: self.use_for(i, "completion"))
+        )
+        for button in (
+            self.download_button,
+            self.pause_button,
+            self.resume_button,
+            self.cancel_button,
+            self.delete_button,
+        ):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.use_chat_button)
+        buttons.addWidget(self.use_completion_button)
+
+        layout.addWidget(self.title_label)
+        layout.addWidget(self.description_label)
+        layout.addWidget(self.facts_label)
+        layout.addWidget(self.fit_label)
+        layout.addLayout(progress_row)
+        layout.addStretch(1)
+        layout.addLayout(buttons)
+        return box
+
+    def _populate_filters(self) -> None:
+        current = self.family_combo.currentData()
+        self.family_combo.blockSignals(True)
+        self.family_combo.clear()
+        self.family_combo.addItem("All families", "")
+        for family in self.table_model.families():
+            self.family_combo.addItem(family, family)
+        index = self.family_combo.findData(current) if current else 0
+        self.family_combo.setCurrentIndex(max(0, index))
+        self.family_combo.blockSignals(False)
+
+    # ================================================================ public actions
+
+    def refresh(self) -> None:
+        """Re-read installed models, partial downloads and the chosen models (worker)."""
+        store, ids = self._store, set(self._catalog_ids)
+
+        def scan(cancel: CancelToken, report: ProgressCallback) -> StoreSnapshot:
+            return scan_store(store, ids)
+
+        self._scan_pending = True
+        self._runner.submit(
+            scan, on_done=self._apply_snapshot, on_error=self._on_scan_error, key="models:scan"
+        )
+
+    def refresh_stats(self) -> None:
+        """Reload the editor-completion statistics (worker)."""
+
+        def load(cancel: CancelToken, report: ProgressCallback) -> Any:
+            try:
+                from engine.completion_stats import load_completion_stats
+            except ImportError:  # pragma: no cover - the module ships with the app
+                return None
+            return load_completion_stats()
+
+        self._runner.submit(
+            load, on_done=self.stats_panel.set_stats, on_error=self.show_error, key="models:stats"
+        )
+
+    def select_model(self, model_id: str) -> bool:
+        """Select a row by id (clears filters that hide it). True if the id is listed."""
+        row = self.table_model.row_for(model_id)
+        if row is None:
+            return False
+        proxy_index = self.proxy.mapFromSource(self.table_model.index(row, 0))
+        if not proxy_index.isValid():
+            self.search_edit.clear()
+            self.family_combo.setCurrentIndex(0)
+            self.role_combo.setCurrentIndex(0)
+            self.installed_only.setChecked(False)
+            proxy_index = self.proxy.mapFromSource(self.table_model.index(row, 0))
+        self.view.selectRow(proxy_index.row())
+        self.view.scrollTo(proxy_index)
+        return True
+
+    def selected_id(self) -> str | None:
+        indexes = self.view.selectionModel().selectedRows()
+        if not indexes:
+            return None
+        return indexes[0].data(IdRole)
+
+    def download(self, model_id: str) -> None:
+        """Start (or resume) downloading a catalog model."""
+        self.clear_message()
+        self.downloads.start(model_id)
+        self._update_details()
+
+    def pause(self, model_id: str) -> None:
+        """Stop the download, keeping the partial file for Resume."""
+        self.downloads.pause(model_id)
+        self._update_details()
+
+    def cancel_download(self, model_id: str) -> None:
+        """Stop the download (if running) and delete its partial file."""
+        self.downloads.cancel(model_id)
+        self._update_details()
+
+    def delete(self, model_id: str, *, confirm: bool = True) -> None:
+        """Delete an installed model's file (after asking), clearing it from the settings."""
+        row = self.table_model.model_row(model_id)
+        if row is None:
+            return
+        if self.table_model.status_of(model_id) != INSTALLED:
+            self.cancel_download(model_id)
+            return
+        if confirm:
+            answer = QMessageBox.question(
+                self,
+                "Delete model",
+                f"Delete {row.name}?\n\n{row.installed_path}\n\n"
+                "The file is removed from disk; you can download it again later.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        store = self._store
+
+        def remove(cancel: CancelToken, report: ProgressCallback) -> None:
+            from engine.settings import load_settings, update_settings
+
+            store.remove(model_id)
+            current = load_settings().settings
+            changes = {
+                key: None
+                for key in ("chat_model", "completion_model")
+                if getattr(current, key) == model_id
+            }
+            if changes:
+                update_settings(**changes)
+
+        self._runner.submit(
+            remove,
+            on_done=lambda _r: self._after_change(f"Deleted {row.name}."),
+            on_error=self.show_error,
+            key=f"remove:{model_id}",
+        )
+
+    def use_for(self, model_id: str, role: str) -> None:
+        """Choose the model for "chat" or "completion" (written to settings.toml)."""
+        key = _SETTING_FOR_ROLE[role]
+
+        def write(cancel: CancelToken, report: ProgressCallback) -> tuple[str | None, str | None]:
+            from engine.settings import update_settings
+
+            settings = update_settings(**{key: model_id})
+            return settings.chat_model, settings.completion_model
+
+        def done(chosen: tuple[str | None, str | None]) -> None:
+            self.table_model.set_chosen(*chosen)
+            self._update_chosen_label()
+            self._update_details()
+            self.modelsChanged.emit()
+
+        self._runner.submit(write, on_done=done, on_error=self.show_error, key=f"use:{role}")
+
+    def choose_and_import(self) -> None:
+        """Ask for a .gguf file and import it."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import a GGUF model", str(Path.home()), GGUF_FILTER
+        )
+        if path:
+            self.import_paths([Path(path)])
+
+    def import_paths(self, paths: list[Path]) -> None:
+        """Import GGUF files (worker); a bad file shows an error and the rest go on."""
+        store = self._store
+        for path in paths:
+            if path.suffix.lower() != ".gguf":
+                self.show_error(
+                    ModelFileError(
+                        f"{path.name} is not a .gguf file.",
+                        "Hanlin runs GGUF models: download a .gguf build of the model.",
+                    )
+                )
+                continue
+
+            def do_import(cancel: CancelToken, report: ProgressCallback, p: Path = path) -> Any:
+                return store.import_file(p)
+
+            self.show_info(f"Importing {path.name}…")
+            self._runner.submit(
+                do_import,
+                on_done=lambda model, p=path: self._after_change(
+                    f"Imported {p.name} as {model.id}.", select=model.id
+                ),
+                on_error=self.show_error,
+                key=f"import:{path}",
+            )
+
+    # ================================================================ messages
+
+    def show_error(self, error: BaseException | str) -> None:
+        """Show an error inline (what happened — what to do next); the page keeps working."""
+        if isinstance(error, HanlinError):
+            text = error.message + (f"\n{error.hint}" if error.hint else "")
+        elif isinstance(error, BaseException):
+            text = _describe_unexpected(error)
+        else:
+            text = str(error)
+        self.last_error = text
+        self.banner.setProperty("kind", "error")
+        self.banner.setStyleSheet(
+            "#modelsBanner { background: rgba(208, 69, 58, 0.12);"
+            " border: 1px solid rgba(208, 69, 58, 0.6); border-radius: 4px; }"
+        )
+        self.banner_label.setText(text)
+        self.banner.show()
+        self.errorShown.emit(text)
+
+    def show_info(self, text: str) -> None:
+        self.banner.setProperty("kind", "info")
+        self.banner.setStyleSheet(
+            "#modelsBanner { background: rgba(46, 125, 220, 0.10);"
+            " border: 1px solid rgba(46, 125, 220, 0.5); border-radius: 4px; }"
+        )
+        self.banner_label.setText(text)
+        self.banner.show()
+
+    def clear_message(self) -> None:
+        self.banner.hide()
+        self.banner_label.clear()
+
+    # ================================================================ drag and drop
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if _local_files(event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = _local_files(event.mimeData().urls())
+        if not files:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.import_paths(files)
+
+    # ================================================================ events
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        # the CLI or the editor may have changed things while the page was hidden
+        if not self._scan_pending and not self.downloads.running_ids():
+            self.refresh()
+            self.refresh_stats()
+
+    # ================================================================ internals
+
+    def _act(self, action: Any) -> None:
+        model_id = self.selected_id()
+        if model_id is not None:
+            action(model_id)
+
+    def _compute_fit(self) -> None:
+        entries = list(self._entries)
+
+        def fit(cancel: CancelToken, report: ProgressCallback) -> dict[str, Any]:
+            return fit_for_catalog(entries)
+
+        self._runner.submit(
+            fit, on_done=self._apply_catalog_verdicts, on_error=self.show_error, key="models:fit"
+        )
+
+    def _apply_catalog_verdicts(self, verdicts: dict[str, Any]) -> None:
+        self._catalog_verdicts = verdicts
+        self.table_model.set_verdicts({**self._extra_verdicts, **verdicts})
+        self._update_details()
+
+    def _apply_snapshot(self, snap: StoreSnapshot) -> None:
+        self._scan_pending = False
+        self.table_model.set_store_state(snap.installed, snap.partials)
+        self._extra_verdicts = snap.verdicts
+        self.table_model.set_verdicts({**snap.verdicts, **self._catalog_verdicts})
+        self.table_model.set_chosen(snap.chat_model, snap.completion_model)
+        self._populate_filters()
+        self._update_chosen_label()
+        self._update_details()
+        ids = {m.id for m in snap.installed}
+        if self._installed_ids is not None and ids != self._installed_ids:
+            self.modelsChanged.emit()
+        self._installed_ids = ids
+
+    def _on_scan_error(self, error: BaseException) -> None:
+        self._scan_pending = False
+        self.show_error(error)
+
+    def _after_change(self, message: str, *, select: str | None = None) -> None:
+        self.show_info(message)
+        self.refresh()
+        self.modelsChanged.emit()
+        if select:
+            self._select_when_listed(select)
+
+    def _select_when_listed(self, model_id: str) -> None:
+        if self.select_model(model_id):
+            return
+
+        def once() -> None:
+            self.table_model.rowsInserted.disconnect(once)
+            self.select_model(model_id)
+
+        self.table_model.rowsInserted.connect(once)
+
+    def _on_download_finished(self, model_id: str, installed: Any) -> None:
+        row = self.table_model.model_row(model_id)
+        self._after_change(f"Downloaded {row.name if row else model_id}.")
+
+    def _on_download_failed(self, model_id: str, error: BaseException) -> None:
+        self.show_error(error)
+        self.refresh()
+
+    def _on_download_stopped(self, model_id: str, how: str) -> None:
+        row = self.table_model.model_row(model_id)
+        name = row.name if row else model_id
+        if how == CANCELLED:
+            self.show_info(f"Cancelled the download of {name}; the partial file was deleted.")
+        else:
+            self.show_info(
+                f"Paused {name}. Resume continues where it stopped, even after a restart."
+            )
+        self.refresh()
+
+    def _on_selection_changed(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
+        self._update_details()
+
+    def _on_rows_changed(
+        self, top_left: QModelIndex, bottom_right: QModelIndex, _roles: Any = None
+    ) -> None:
+        model_id = self.selected_id()
+        if model_id is None:
+            return
+        row = self.table_model.row_for(model_id)
+        if row is not None and top_left.row() <= row <= bottom_right.row():
+            self._update_details()
+
+    def _on_double_click(self, index: QModelIndex) -> None:
+        model_id = index.data(IdRole)
+        if model_id and self.table_model.status_of(model_id) in (AVAILABLE, PARTIAL):
+            self.download(model_id)
+
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.view.indexAt(pos)
+        if not index.isValid():
+            return
+        self.view.selectRow(index.row())
+        menu = QMenu(self)
+        for action in self._actions_for(index.data(IdRole)):
+            menu.addAction(action)
+        if not menu.isEmpty():
+            menu.popup(self.view.viewport().mapToGlobal(pos))
+
+    def _actions_for(self, model_id: str) -> list[QAction]:
+        """The per-row actions available now, for the context menu."""
+        status = self.table_model.status_of(model_id)
+        row = self.table_model.model_row(model_id)
+        chat, completion = self.table_model.chosen()
+        actions: list[tuple[str, Any]] = []
+        if status == AVAILABLE:
+            actions.append(("Download", lambda: self.download(model_id)))
+        elif status == PARTIAL:
+            actions += [
+                ("Resume", lambda: self.download(model_id)),
+                ("Cancel and delete partial", lambda: self.cancel_download(model_id)),
+            ]
+        elif status == DOWNLOADING:
+            actions += [
+                ("Pause", lambda: self.pause(model_id)),
+                ("Cancel", lambda: self.cancel_download(model_id)),
+            ]
+        elif status == INSTALLED and row is not None:
+            if "chat" in row.roles and chat != model_id:
+                actions.append(("Use for chat", lambda: self.use_for(model_id, "chat")))
+            if "completion" in row.roles and completion != model_id:
+                actions.append(("Use for completion", lambda: self.use_for(model_id, "completion")))
+            actions.append(("Delete…", lambda: self.delete(model_id)))
+        out = []
+        for text, slot in actions:
+            action = QAction(text, self)
+            action.triggered.connect(slot)
+            out.append(action)
+        return out
+
+    def _update_chosen_label(self) -> None:
+        chat, completion = self.table_model.chosen()
+
+        def name(model_id: str | None) -> str:
+            if not model_id:
+                return "none chosen"
+            row = self.table_model.model_row(model_id)
+            return row.name if row else model_id
+
+        self.chosen_label.setText(
+            f"Chat model: <b>{_escape(name(chat))}</b> &nbsp;·&nbsp; "
+            f"Editor completion model: <b>{_escape(name(completion))}</b>"
+        )
+
+    def _update_details(self) -> None:
+        model_id = self.selected_id()
+        row = self.table_model.model_row(model_id) if model_id else None
+        buttons = (
+            self.download_button,
+            self.pause_button,
+            self.resume_button,
+            self.cancel_button,
+            self.delete_button,
+            self.use_chat_button,
+            self.use_completion_button,
+        )
+        if row is None:
+            self.title_label.setText("Select a model")
+            self.description_label.setText(
+                "Pick a row to download it, or import a .gguf file (drop it here)."
+            )
+            self.facts_label.clear()
+            self.fit_label.clear()
+            self.progress_bar.hide()
+            self.progress_label.clear()
+            for button in buttons:
+                button.hide()
+            return
+        status = self.table_model.status_of(row.id)
+        chat, completion = self.table_model.chosen()
+        self.title_label.setText(row.name)
+        self.description_label.setText(row.description)
+        facts = [row.family]
+        facts += [f for f in (row.parameters, row.quantization) if f]
+        size = self.table_model.index(self.table_model.row_for(row.id) or 0, Column.SIZE).data()
+        facts.append(size)
+        if row.context_length:
+            facts.append(f"{row.context_length:,} ctx")
+        facts.append("roles: " + ", ".join(row.roles))
+        if row.license:
+            facts.append(row.license)
+        where = (
+            str(row.installed_path)
+            if row.installed_path
+            else (f"{row.repo}/{row.file}" if row.repo else "")
+        )
+        self.facts_label.setText(" · ".join(facts) + (f"\n{where}" if where else ""))
+        if row.fit_level:
+            self.fit_label.setText(
+                f"{FIT_LABELS.get(row.fit_level, row.fit_level)}: {row.fit_reason}"
+            )
+        else:
+            self.fit_label.setText("Checking what fits this machine…" if row.in_catalog else "")
+
+        progress = self.table_model.progress_of(row.id)
+        if progress is not None:
+            self.progress_bar.show()
+            self.progress_bar.setValue(progress)
+            self.progress_label.setText(self._progress_text(row.id))
+        else:
+            self.progress_bar.hide()
+            self.progress_label.clear()
+
+        dl = self.table_model.download(row.id)
+        stopping = dl is not None and dl.phase in ("pausing", "cancelling")
+        self.download_button.setVisible(status == AVAILABLE)
+        self.resume_button.setVisible(status == PARTIAL)
+        self.pause_button.setVisible(status == DOWNLOADING)
+        self.pause_button.setEnabled(not stopping)
+        self.cancel_button.setVisible(status in (DOWNLOADING, PARTIAL))
+        self.cancel_button.setEnabled(not stopping)
+        self.delete_button.setVisible(status == INSTALLED)
+        installed = status == INSTALLED
+        self._set_use_button(
+            self.use_chat_button, installed, "chat" in row.roles, chat == row.id, "chat"
+        )
+        self._set_use_button(
+            self.use_completion_button,
+            installed,
+            "completion" in row.roles,
+            completion == row.id,
+            "completion",
+        )
+
+    @staticmethod
+    def _set_use_button(
+        button: QPushButton, installed: bool, has_role: bool, chosen: bool, role: str
+    ) -> None:
+        button.setVisible(installed)
+        if chosen:
+            button.setText(f"✓ {role.capitalize()} model")
+            button.setEnabled(False)
+        else:
+            button.setText(f"Use for {role}")
+            button.setEnabled(installed)
+            if not has_role:
+                button.setToolTip(
+                    f"The catalog does not list this model for {role}; it may work poorly."
+                )
+
+    def _progress_text(self, model_id: str) -> str:
+        dl = self.table_model.download(model_id)
+        if dl is None:
+            row = self.table_model.model_row(model_id)
+            if row is None or row.partial_done is None:
+                return ""
+            total = row.partial_total or row.size_bytes
+            done = human_bytes(row.partial_done)
+            return f"{done} of {human_bytes(total)} downloaded" if total else f"{done} downloaded"
+        if dl.phase != "downloading":
+            return self.table_model.status_text(model_id)
+        parts = [
+            f"{human_bytes(dl.done)} of {human_bytes(dl.total)}"
+            if dl.total
+            else human_bytes(dl.done)
+        ]
+        parts += [p for p in (human_rate(dl.rate), human_eta(dl.eta)) if p]
+        return " · ".join(parts)
+
+
+def _local_files(urls: list[QUrl]) -> list[Path]:
+    return [Path(u.toLocalFile()) for u in urls if u.isLocalFile() and u.toLocalFile()]
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _describe_unexpected(error: BaseException) -> str:
+    if isinstance(error, OSError):
+        return f"{error.strerror or error} ({error.filename})" if error.filename else str(error)
+    return f"Something went wrong: {error.__class__.__name__}: {error}"
