@@ -41,11 +41,11 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTableView,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.errors import ErrorBanner
 from desktop.models.catalog_model import (
     AVAILABLE,
     DOWNLOADING,
@@ -214,24 +214,14 @@ class ModelsPage(QWidget):
         bar.addWidget(self.import_button)
         outer.addLayout(bar)
 
-        # --- error / info banner
-        self.banner = QFrame(self)
-        self.banner.setObjectName("modelsBanner")
-        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
-        banner_layout = QHBoxLayout(self.banner)
-        banner_layout.setContentsMargins(8, 4, 4, 4)
-        self.banner_label = QLabel(self.banner)
-        self.banner_label.setWordWrap(True)
-        self.banner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton(self.banner)
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.setToolTip("Dismiss")
-        close.clicked.connect(self.clear_message)
-        banner_layout.addWidget(self.banner_label, 1)
-        banner_layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
-        self.banner.hide()
-        outer.addWidget(self.banner)
+        # --- errors (desktop.errors' banner) and short notes
+        self.error_banner = ErrorBanner(self)
+        outer.addWidget(self.error_banner)
+        self.info_label = QLabel(self)
+        self.info_label.setObjectName("modelsInfo")
+        self.info_label.setWordWrap(True)
+        self.info_label.hide()
+        outer.addWidget(self.info_label)
 
         # --- table
         splitter = QSplitter(Qt.Orientation.Vertical, self)
@@ -521,36 +511,28 @@ class ModelsPage(QWidget):
 
     # ================================================================ messages
 
-    def show_error(self, error: BaseException | str) -> None:
-        """Show an error inline (what happened — what to do next); the page keeps working."""
-        if isinstance(error, HanlinError):
-            text = error.message + (f"\n{error.hint}" if error.hint else "")
-        elif isinstance(error, BaseException):
-            text = _describe_unexpected(error)
-        else:
-            text = str(error)
-        self.last_error = text
-        self.banner.setProperty("kind", "error")
-        self.banner.setStyleSheet(
-            "#modelsBanner { background: rgba(208, 69, 58, 0.12);"
-            " border: 1px solid rgba(208, 69, 58, 0.6); border-radius: 4px; }"
-        )
-        self.banner_label.setText(text)
-        self.banner.show()
-        self.errorShown.emit(text)
+    def show_error(self, error: BaseException) -> None:
+        """Show an error inline (what happened — what to do next); the page keeps working.
+
+        A bug (anything but a HanlinError or an OSError) is shown too, then re-raised so
+        the application's excepthook reports it (and a test fails).
+        """
+        self.info_label.hide()
+        text = self.error_banner.show_error(error)
+        self.last_error = text.one_line()
+        self.errorShown.emit(self.last_error)
+        if not text.expected:
+            raise error
 
     def show_info(self, text: str) -> None:
-        self.banner.setProperty("kind", "info")
-        self.banner.setStyleSheet(
-            "#modelsBanner { background: rgba(46, 125, 220, 0.10);"
-            " border: 1px solid rgba(46, 125, 220, 0.5); border-radius: 4px; }"
-        )
-        self.banner_label.setText(text)
-        self.banner.show()
+        """A short note under the filter bar (what just happened)."""
+        self.info_label.setText(text)
+        self.info_label.show()
 
     def clear_message(self) -> None:
-        self.banner.hide()
-        self.banner_label.clear()
+        self.error_banner.dismiss()
+        self.info_label.hide()
+        self.info_label.clear()
 
     # ================================================================ drag and drop
 
@@ -849,9 +831,3 @@ def _local_files(urls: list[QUrl]) -> list[Path]:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _describe_unexpected(error: BaseException) -> str:
-    if isinstance(error, OSError):
-        return f"{error.strerror or error} ({error.filename})" if error.filename else str(error)
-    return f"Something went wrong: {error.__class__.__name__}: {error}"
