@@ -58,7 +58,9 @@ class ModelSettings:
     max_tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
 
 
 _MODEL_KEY_TYPES: dict[str, tuple[type, ...]] = {
@@ -121,7 +123,9 @@ def _parse(data: dict[str, Any], path: Path) -> Settings:
             setattr(s, key, value or None)
         elif key == "theme":
             if value not in THEMES:
-                raise SettingsError(f"{path}: `theme` must be one of {', '.join(THEMES)}, not {value!r}")
+                raise SettingsError(
+                    f"{path}: `theme` must be one of {', '.join(THEMES)}, not {value!r}"
+                )
             s.theme = value
         elif key == "threads":
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -143,17 +147,17 @@ def _parse(data: dict[str, Any], path: Path) -> Settings:
 
 def _parse_model(table: Any, path: Path, model_id: str) -> ModelSettings:
     if not isinstance(table, dict):
-        raise SettingsError(f"{path}: [models.\"{model_id}\"] must be a table")
+        raise SettingsError(f'{path}: [models."{model_id}"] must be a table')
     ms = ModelSettings()
     for key, value in table.items():
         types = _MODEL_KEY_TYPES.get(key)
         if types is None:
             raise SettingsError(
-                f"{path}: unknown key `{key}` in [models.\"{model_id}\"]"
+                f'{path}: unknown key `{key}` in [models."{model_id}"]'
                 f" (known: {', '.join(_MODEL_KEY_TYPES)})"
             )
         if isinstance(value, bool) or not isinstance(value, types):
-            raise SettingsError(f"{path}: `{key}` in [models.\"{model_id}\"] must be a number")
+            raise SettingsError(f'{path}: `{key}` in [models."{model_id}"] must be a number')
         setattr(ms, key, value)
     return ms
 
@@ -170,7 +174,9 @@ def load_settings(path: Path | None = None) -> LoadedSettings:
     try:
         return LoadedSettings(_parse(tomllib.loads(text), path), None, path)
     except tomllib.TOMLDecodeError as exc:
-        problem = f"{path} is not valid TOML ({exc}). Using default settings; fix or delete the file."
+        problem = (
+            f"{path} is not valid TOML ({exc}). Using default settings; fix or delete the file."
+        )
     except SettingsError as exc:
         problem = f"{exc}. Using default settings; fix or delete the file."
     return LoadedSettings(Settings(), problem, path)
@@ -186,7 +192,9 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path | None:
     try:
         write_text_atomic(path, tomli_w.dumps(settings.to_toml_dict()))
     except OSError as exc:
-        raise SettingsError(f"Could not write {path}: {exc}", "check the disk and permissions") from exc
+        raise SettingsError(
+            f"Could not write {path}: {exc}", "check the disk and permissions"
+        ) from exc
     return backup
 
 

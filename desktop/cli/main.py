@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="hanlin 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    doctor = sub.add_parser("doctor", help="show this machine's CPU, RAM, GPU backend and which models fit")
+    doctor = sub.add_parser(
+        "doctor", help="show this machine's CPU, RAM, GPU backend and which models fit"
+    )
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
 
     models = sub.add_parser("models", help="list, download, import, remove and choose models")
@@ -46,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("ref", help="a catalog id or hf.co/OWNER/REPO/FILE.gguf")
     imp = msub.add_parser("import", help="register a GGUF file already on disk")
     imp.add_argument("path", help="path to a .gguf file")
-    imp.add_argument("--id", dest="model_id", help="id to register it under (default: from the file name)")
+    imp.add_argument(
+        "--id", dest="model_id", help="id to register it under (default: from the file name)"
+    )
     imp.add_argument("--family", help="model family (default: guessed from the GGUF metadata)")
     rm = msub.add_parser("rm", help="delete an installed model (and any partial download)")
     rm.add_argument("model_id", metavar="ID")
@@ -54,12 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     use.add_argument("model_id", metavar="ID")
     use.add_argument("--for", dest="role", choices=("chat", "completion"), required=True)
 
-    chat = sub.add_parser("chat", help="chat in the terminal (one-shot with PROMPT, else interactive)")
-    chat.add_argument("model_id", nargs="?", metavar="ID", help="model id or GGUF path (default: the chat model in settings)")
+    chat = sub.add_parser(
+        "chat", help="chat in the terminal (one-shot with PROMPT, else interactive)"
+    )
+    chat.add_argument(
+        "model_id",
+        nargs="?",
+        metavar="ID",
+        help="model id or GGUF path (default: the chat model in settings)",
+    )
     chat.add_argument("prompt", nargs="?", help="one-shot prompt; omit for an interactive chat")
     chat.add_argument("--system", help="system prompt")
     chat.add_argument("--no-think", action="store_true", help="turn thinking off (Qwen3)")
-    chat.add_argument("--show-thinking", action="store_true", help="print the model's reasoning too")
+    chat.add_argument(
+        "--show-thinking", action="store_true", help="print the model's reasoning too"
+    )
     chat.add_argument("--max-tokens", type=int, default=None)
     chat.add_argument("--temperature", type=float, default=None)
     chat.add_argument("--ctx", type=int, default=None, help="context length in tokens")
