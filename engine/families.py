@@ -58,9 +58,14 @@ class FamilyBehavior:
     sampling_plain: Mapping[str, float] = field(default_factory=dict)
 
     def template_variables(self, thinking: bool) -> dict[str, object]:
-        """Extra variables to pass to the chat template."""
-        if self.thinking_switch and self.thinking_template_var:
-            return {self.thinking_template_var: thinking}
+        """Extra variables to pass to the chat template.
+
+        Families that always think still pass the variable as true: some
+        templates (llama.cpp's R1 variants) close the think block when it is
+        undefined.
+        """
+        if self.reasoning and self.thinking_template_var:
+            return {self.thinking_template_var: thinking if self.thinking_switch else True}
         return {}
 
     def soft_switch_suffix(self, thinking: bool, template: str | None) -> str:
@@ -136,6 +141,7 @@ register_family(
         name="deepseek-r1-distill",
         reasoning=True,
         thinking_switch=False,
+        thinking_template_var="enable_thinking",
         stop_strings=_DEEPSEEK_STOPS,
         sampling_thinking={"temperature": 0.6, "top_p": 0.95},
         sampling_plain={"temperature": 0.6, "top_p": 0.95},
