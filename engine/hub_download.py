@@ -174,7 +174,7 @@ def is_offline() -> bool:
     return bool(constants.is_offline_mode())
 
 
-def _offline_error() -> OfflineError:
+def offline_error() -> OfflineError:
     return OfflineError(
         "Offline mode is on (HF_HUB_OFFLINE is set), so nothing can be downloaded",
         "unset HF_HUB_OFFLINE and run the pull again; installed models still work offline",
@@ -198,7 +198,7 @@ def _map_hub_error(exc: BaseException, repo: str, file: str, revision: str) -> H
 
     page = f"https://huggingface.co/{repo}"
     if isinstance(exc, hf_errors.OfflineModeIsEnabled):
-        return _offline_error()
+        return offline_error()
     if isinstance(exc, hf_errors.GatedRepoError):
         return AuthError(
             f"`{repo}` is a gated repository: its license must be accepted before download",
@@ -270,7 +270,7 @@ def resolve_remote(
     cancel = cancel or NEVER_CANCELLED
     revision = revision or "main"
     if is_offline():
-        raise _offline_error()
+        raise offline_error()
     endpoint = hub_endpoint()
     url = hf_hub_url(repo, file, revision=revision, endpoint=endpoint)
     attempt = 0
@@ -404,7 +404,7 @@ def download_to_part(
         while total is None or done < total:
             cancel.raise_if_cancelled()
             if is_offline():
-                raise _offline_error()
+                raise offline_error()
             headers: dict[str, str] = {"Accept-Encoding": "identity"}
             if _origin(remote.location) == _origin(hub_endpoint()):
                 headers.update(build_hf_headers(token=hub_token()))
@@ -524,6 +524,7 @@ __all__ = [
     "hub_endpoint",
     "hub_token",
     "is_offline",
+    "offline_error",
     "parse_hub_ref",
     "resolve_remote",
 ]
