@@ -9,6 +9,7 @@ says who holds it, so the refused caller can name the other pull.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -83,10 +84,9 @@ class FileLock:
                 handle.close()
                 cancel.raise_if_cancelled()
         self._handle = handle
-        try:
+        # The note is a courtesy; the lock itself is what matters.
+        with contextlib.suppress(OSError):
             self.info_path.write_text(json.dumps(self.info), encoding="utf-8")
-        except OSError:
-            pass  # the note is a courtesy; the lock itself is what matters
         return self
 
     def _busy_error(self) -> BusyError:
@@ -105,10 +105,8 @@ class FileLock:
         handle, self._handle = self._handle, None
         if handle is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             self.info_path.unlink(missing_ok=True)
-        except OSError:
-            pass
         try:
             _unlock(handle)
         finally:

@@ -21,6 +21,7 @@ no resume after a restart, a broken file listed as installed. The rules here:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -187,7 +188,9 @@ class ModelStore:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise HanlinError(f"Cannot read {self.manifest_path}: {exc}", "check permissions") from exc
+            raise HanlinError(
+                f"Cannot read {self.manifest_path}: {exc}", "check permissions"
+            ) from exc
         try:
             data = json.loads(text)
             models = data["models"]
@@ -198,10 +201,8 @@ class ModelStore:
             # Never lose the user's files over a broken list: keep it aside and start afresh.
             aside = self.manifest_path.with_name(
                 f"{MANIFEST_NAME}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
-            try:
+            with contextlib.suppress(OSError):
                 self.manifest_path.replace(aside)
-            except OSError:
-                pass
             return []
 
     def _write_manifest(self, models: list[dict[str, Any]]) -> None:
@@ -339,7 +340,9 @@ class ModelStore:
         owner, name = repo.split("/", 1)
         path = self.models_dir / owner / name / file
         if self.models_dir.resolve() not in path.resolve().parents:
-            raise UnknownModelError(f"Refusing the file name `{file}`", "it points outside the models folder")
+            raise UnknownModelError(
+                f"Refusing the file name `{file}`", "it points outside the models folder"
+            )
         return path
 
     def _pull_lock(self, target: _Target) -> FileLock:
@@ -513,7 +516,8 @@ class ModelStore:
         try:
             if partial is not None:
                 partial.part_path.unlink(missing_ok=True)
-                partial.part_path.with_name(partial.part_path.name + ".json").unlink(missing_ok=True)
+                note = partial.part_path.with_name(partial.part_path.name + ".json")
+                note.unlink(missing_ok=True)
                 self._prune(partial.part_path.parent)
             if recorded is not None:
                 if self._inside(recorded.path):
