@@ -520,7 +520,7 @@ class ModelStore:
                 note.unlink(missing_ok=True)
                 self._prune(partial.part_path.parent)
             if recorded is not None:
-                if self._inside(recorded.path):
+                if self.owns_path(recorded.path):
                     recorded.path.unlink(missing_ok=True)
                     self._prune(recorded.path.parent)
                 self._update_manifest(remove_id=model_id)
@@ -528,7 +528,7 @@ class ModelStore:
             if lock is not None:
                 lock.release()
 
-    def _inside(self, path: Path) -> bool:
+    def owns_path(self, path: Path) -> bool:
         try:
             return self.models_dir.resolve() in path.resolve().parents
         except OSError:
