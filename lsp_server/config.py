@@ -85,6 +85,8 @@ _KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "extraContext": ("extra_context", (bool,)),
 }
 _FIELD_NAMES = {f.name for f in fields(ServerConfig)}
+#: keys editor extensions keep in the same section for themselves
+_CLIENT_ONLY = {"serverCommand", "serverArgs", "trace"}
 
 
 def _valid(name: str, value: Any) -> bool:
@@ -112,7 +114,8 @@ def parse_config(data: Any, base: ServerConfig = DEFAULTS) -> ServerConfig:
         if spec is None and key in _FIELD_NAMES:
             spec = next(s for s in _KEYS.values() if s[0] == key)
         if spec is None:
-            log.info("ignoring unknown setting %r", key)
+            if key not in _CLIENT_ONLY:
+                log.info("ignoring unknown setting %r", key)
             continue
         name, types = spec
         if value is None or (name == "model" and value == ""):

@@ -92,9 +92,12 @@ def _dispatch(body: bytes, protocol: JsonRPCProtocol, error_handler: ErrorHandle
         if isinstance(raw, dict) and "id" in raw and "method" in raw:
             _reply_error(protocol, raw["id"], JsonRpcInvalidRequest("Not a JSON-RPC 2.0 request"))
         return
+    if "method" in raw and "params" not in raw:
+        raw["params"] = None  # JSON-RPC allows omitting params; pygls' types want the key
     try:
-        # structure the top-level message the way pygls' own loop does
-        message = json.loads(body, object_hook=protocol.structure_message)
+        # pygls' loop passes structure_message as json's object_hook, where it
+        # returns every inner object unchanged: structuring the top level is the same
+        message = protocol.structure_message(raw)
     except JsonRpcException as exc:
         log.warning("could not read %s: %s", raw.get("method"), exc)
         if "id" in raw and "method" in raw:

@@ -8,12 +8,16 @@ cache keeps matching; the engine truncates further to the model's context.
 
 from __future__ import annotations
 
-from engine.completion import CompletionRequest
+from typing import TYPE_CHECKING
+
 from pygls.uris import to_fs_path
 
 from lsp_server.config import ServerConfig
 from lsp_server.documents import Document
 from lsp_server.server import HanlinLanguageServer
+
+if TYPE_CHECKING:
+    from engine.completion import CompletionRequest
 
 __all__ = ["PREFIX_CHARS", "SUFFIX_CHARS", "add_to_ring", "build_request", "filename_of"]
 
@@ -49,6 +53,10 @@ def prefix_window_start(offset: int, text: str) -> int:
 def build_request(
     ls: HanlinLanguageServer, doc: Document, offset: int, config: ServerConfig
 ) -> CompletionRequest:
+    # imported here: engine.completion pulls in llama.cpp, which the server
+    # must not wait for before answering `initialize`
+    from engine.completion import CompletionRequest
+
     text = doc.text
     filename = filename_of(doc.uri)
     start = prefix_window_start(offset, text)
