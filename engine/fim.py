@@ -320,6 +320,7 @@ class PromptLimits:
     #: the prefix window's start moves in steps of this many lines, so it stays put while typing
     prefix_step: int = 64
     prefix_chars: int = 12_000
+    prefix_chars_step: int = 2_048
     suffix_lines: int = 32
     suffix_chars: int = 2_000
     context_chars: int = 8_000
@@ -336,7 +337,9 @@ def window_prefix(prefix: str, limits: PromptLimits) -> str:
         lines = lines[start:]
     text = "\n".join(lines)
     if len(text) > limits.prefix_chars:
-        cut = len(text) - limits.prefix_chars
+        # Cut in steps too (relative to the text's start), then at the next line break.
+        step = max(1, limits.prefix_chars_step)
+        cut = -(-(len(text) - limits.prefix_chars) // step) * step
         nl = text.find("\n", cut)
         text = text[nl + 1 :] if 0 <= nl < len(text) - 1 else text[cut:]
     return text

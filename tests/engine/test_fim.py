@@ -234,9 +234,16 @@ def test_prefix_window_moves_in_steps() -> None:
 
 
 def test_prefix_window_caps_characters_at_a_line_boundary() -> None:
-    limits = PromptLimits(prefix_chars=50)
+    limits = PromptLimits(prefix_chars=50, prefix_chars_step=30)
     text = window_prefix("\n".join("x" * 20 for _ in range(10)), limits)
     assert len(text) <= 50 and text.startswith("x" * 20)
+    # while typing on the last line the cut stays put until the next step
+    limits = PromptLimits(prefix_chars=100, prefix_chars_step=30)
+    firsts = set()
+    for extra in range(0, 25):
+        doc = "\n".join(f"{i:02d}" + "x" * 8 for i in range(30)) + "y" * extra
+        firsts.add(window_prefix(doc, limits).split("\n", 1)[0])
+    assert len(firsts) <= 2
 
 
 def test_suffix_window() -> None:

@@ -157,11 +157,15 @@ def write_tiny_fim_gguf(
     n_ctx: int = 4096,
     seed: int = 1234,
     special_logit_bias: float = -4.0,
+    eager_specials: bool = False,
 ) -> Path:
     """Write a tiny random-weight model of `family` to `path` (overwritten) and return it.
 
     `special_logit_bias` lowers the output weights of special tokens so that greedy
     decoding produces ordinary text for a while instead of stopping at once.
+    `eager_specials=True` does the opposite: ordinary tokens get all-zero output
+    rows and the specials get rows +v and -v, so some special token always has the
+    top logit and greedy decoding emits one at once (for "never show specials" tests).
     """
     import gguf
 
@@ -230,9 +234,15 @@ def write_tiny_fim_gguf(
         writer.add_tensor(f"{p}.ffn_down.weight", randn(n_embd, n_ff))
     writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
     output = randn(n_vocab, n_embd, scale=0.5)
-    # Specials' head rows point away from typical hidden states: rarely chosen, not impossible.
-    for special in fam.specials:
-        output[index[special]] = special_logit_bias / np.sqrt(n_embd)
+    if eager_specials:
+        output[:] = 0.0
+        v = randn(n_embd, scale=1.0)
+        for k, special in enumerate(fam.specials):
+            output[index[special]] = v if k % 2 == 0 else -v
+    else:
+        # Specials' head rows point away from typical hidden states: rarely chosen.
+        for special in fam.specials:
+            output[index[special]] = special_logit_bias / np.sqrt(n_embd)
     writer.add_tensor("output.weight", output)
 
     writer.write_header_to_file()
