@@ -221,8 +221,13 @@ def _known_families() -> set[str]:
 def _type_name(types: type | tuple[type, ...]) -> str:
     if isinstance(types, tuple):
         return " or ".join(_type_name(t) for t in types)
-    return {str: "a string", int: "a whole number", list: "a list", dict: "a table",
-            float: "a number"}.get(types, types.__name__)
+    return {
+        str: "a string",
+        int: "a whole number",
+        list: "a list",
+        dict: "a table",
+        float: "a number",
+    }.get(types, types.__name__)
 
 
 def _check_type(value: Any, types: type | tuple[type, ...]) -> bool:

@@ -55,8 +55,12 @@ class FileLock:
     def __init__(self, path: Path, what: str, info: dict[str, Any] | None = None) -> None:
         self.path = path
         self.what = what
-        self.info = {"pid": os.getpid(), "started": time.time(),
-                     "command": " ".join(sys.argv[:4]), **(info or {})}
+        self.info = {
+            "pid": os.getpid(),
+            "started": time.time(),
+            "command": " ".join(sys.argv[:4]),
+            **(info or {}),
+        }
         self._handle: IO[bytes] | None = None
 
     @property

@@ -32,23 +32,70 @@ _UINT8, _INT8, _UINT16, _INT16, _UINT32, _INT32, _FLOAT32, _BOOL = range(8)
 _STRING, _ARRAY, _UINT64, _INT64, _FLOAT64 = 8, 9, 10, 11, 12
 
 _SCALAR_FORMATS: dict[int, str] = {
-    _UINT8: "<B", _INT8: "<b", _UINT16: "<H", _INT16: "<h", _UINT32: "<I", _INT32: "<i",
-    _FLOAT32: "<f", _BOOL: "<?", _UINT64: "<Q", _INT64: "<q", _FLOAT64: "<d",
+    _UINT8: "<B",
+    _INT8: "<b",
+    _UINT16: "<H",
+    _INT16: "<h",
+    _UINT32: "<I",
+    _INT32: "<i",
+    _FLOAT32: "<f",
+    _BOOL: "<?",
+    _UINT64: "<Q",
+    _INT64: "<q",
+    _FLOAT64: "<d",
 }
 _TYPE_NAMES: dict[int, str] = {
-    _UINT8: "uint8", _INT8: "int8", _UINT16: "uint16", _INT16: "int16", _UINT32: "uint32",
-    _INT32: "int32", _FLOAT32: "float32", _BOOL: "bool", _STRING: "string", _ARRAY: "array",
-    _UINT64: "uint64", _INT64: "int64", _FLOAT64: "float64",
+    _UINT8: "uint8",
+    _INT8: "int8",
+    _UINT16: "uint16",
+    _INT16: "int16",
+    _UINT32: "uint32",
+    _INT32: "int32",
+    _FLOAT32: "float32",
+    _BOOL: "bool",
+    _STRING: "string",
+    _ARRAY: "array",
+    _UINT64: "uint64",
+    _INT64: "int64",
+    _FLOAT64: "float64",
 }
 
 #: ggml tensor type -> (elements per block, bytes per block); from ggml's type traits.
 GGML_BLOCK_SIZES: dict[int, tuple[int, int]] = {
-    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
-    9: (32, 40), 10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210),
-    15: (256, 292), 16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18),
-    21: (256, 110), 22: (256, 82), 23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4),
-    27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2), 34: (256, 54), 35: (256, 66),
-    39: (32, 17), 40: (64, 36), 41: (128, 18),
+    0: (1, 4),
+    1: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+    9: (32, 40),
+    10: (256, 84),
+    11: (256, 110),
+    12: (256, 144),
+    13: (256, 176),
+    14: (256, 210),
+    15: (256, 292),
+    16: (256, 66),
+    17: (256, 74),
+    18: (256, 98),
+    19: (256, 50),
+    20: (32, 18),
+    21: (256, 110),
+    22: (256, 82),
+    23: (256, 136),
+    24: (1, 1),
+    25: (1, 2),
+    26: (1, 4),
+    27: (1, 8),
+    28: (1, 8),
+    29: (256, 56),
+    30: (1, 2),
+    34: (256, 54),
+    35: (256, 66),
+    39: (32, 17),
+    40: (64, 36),
+    41: (128, 18),
 }
 
 _TOK = "tokenizer.ggml"
@@ -124,7 +171,7 @@ class _Reader:
             return
         if self.offset + n > self._size:
             raise _Truncated
-        rest = self._buf[self._pos:]
+        rest = self._buf[self._pos :]
         self._base += self._pos
         self._pos = 0
         more = self._f.read(max(self._BLOCK, n - len(rest)))
@@ -149,7 +196,7 @@ class _Reader:
         if self.offset + n > self._size:
             raise _Truncated
         self._need(n)
-        raw = self._buf[self._pos:self._pos + n]
+        raw = self._buf[self._pos : self._pos + n]
         self._pos += n
         return raw.decode("utf-8", errors="replace")
 
@@ -186,16 +233,20 @@ def _read_value(r: _Reader, vtype: int, path: Path, key: str) -> object:
             for _ in range(length):
                 r.skip_string()
         elif item_type == _ARRAY:
-            raise ModelFileError(f"{path} has a nested array in metadata key {key!r}",
-                                 "the file is not a GGUF llama.cpp can load")
+            raise ModelFileError(
+                f"{path} has a nested array in metadata key {key!r}",
+                "the file is not a GGUF llama.cpp can load",
+            )
         else:
             raise ModelFileError(
                 f"{path} has an unknown metadata array type {item_type} in {key!r}",
                 "the file is corrupt or from an unsupported GGUF writer",
             )
         return ArraySummary(_TYPE_NAMES.get(item_type, str(item_type)), length)
-    raise ModelFileError(f"{path} has an unknown metadata value type {vtype} in {key!r}",
-                         "the file is corrupt or from an unsupported GGUF writer")
+    raise ModelFileError(
+        f"{path} has an unknown metadata value type {vtype} in {key!r}",
+        "the file is corrupt or from an unsupported GGUF writer",
+    )
 
 
 def _tensor_nbytes(ggml_type: int, dims: list[int]) -> int | None:
@@ -319,8 +370,10 @@ def _parse(handle: BinaryIO, path: Path, size: int) -> GGUFInfo:
 
     arch = _str(meta, "general.architecture")
     if not arch:
-        raise ModelFileError(f"{path} has no general.architecture in its metadata",
-                             "the file is not a model GGUF (maybe a LoRA or vocab-only file)")
+        raise ModelFileError(
+            f"{path} has no general.architecture in its metadata",
+            "the file is not a model GGUF (maybe a LoRA or vocab-only file)",
+        )
     n_heads = _int(meta, f"{arch}.attention.head_count")
     n_kv_heads = _int(meta, f"{arch}.attention.head_count_kv") or n_heads
     embedding = _int(meta, f"{arch}.embedding_length")

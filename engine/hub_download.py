@@ -115,8 +115,13 @@ class DownloadResult:
     retries: int
 
 
-_HUB_PREFIXES = ("https://huggingface.co/", "http://huggingface.co/", "https://hf.co/",
-                 "hf.co/", "huggingface.co/")
+_HUB_PREFIXES = (
+    "https://huggingface.co/",
+    "http://huggingface.co/",
+    "https://hf.co/",
+    "hf.co/",
+    "huggingface.co/",
+)
 
 
 def parse_hub_ref(ref: str) -> HubRef | None:
@@ -127,7 +132,7 @@ def parse_hub_ref(ref: str) -> HubRef | None:
     text = ref.strip()
     for prefix in _HUB_PREFIXES:
         if text.lower().startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
             break
     else:
         return None
@@ -206,8 +211,11 @@ def _map_hub_error(exc: BaseException, repo: str, file: str, revision: str) -> H
         )
     if isinstance(exc, hf_errors.RepositoryNotFoundError):
         hint = "check the name"
-        hint += "; if it is private, set HF_TOKEN" if not hub_token() else (
-            "; your HF_TOKEN may not have access to it")
+        hint += (
+            "; if it is private, set HF_TOKEN"
+            if not hub_token()
+            else ("; your HF_TOKEN may not have access to it")
+        )
         return NotFoundOnHubError(f"Repository `{repo}` was not found on the Hub", hint)
     if isinstance(exc, hf_errors.RevisionNotFoundError):
         return NotFoundOnHubError(
@@ -308,8 +316,13 @@ def resolve_remote(
 class ProgressMeter:
     """Turns byte counts into throttled Progress reports with a smoothed rate and ETA."""
 
-    def __init__(self, on_progress: ProgressCallback | None, total: int | None,
-                 interval: float, detail: str = "") -> None:
+    def __init__(
+        self,
+        on_progress: ProgressCallback | None,
+        total: int | None,
+        interval: float,
+        detail: str = "",
+    ) -> None:
         self._cb = on_progress
         self.total = total
         self._interval = interval
@@ -332,8 +345,16 @@ class ProgressMeter:
         eta = None
         if self.rate and self.total:
             eta = max(0.0, (self.total - done) / self.rate)
-        self._cb(Progress("download", float(done), float(self.total) if self.total else None,
-                          self._detail, self.rate, eta))
+        self._cb(
+            Progress(
+                "download",
+                float(done),
+                float(self.total) if self.total else None,
+                self._detail,
+                self.rate,
+                eta,
+            )
+        )
 
     def restart(self) -> None:
         self._window.clear()
@@ -412,8 +433,9 @@ def download_to_part(
                 headers["Range"] = f"bytes={done}-"
             got_bytes = False
             try:
-                with session.stream("GET", remote.location, headers=headers, timeout=timeout,
-                                    follow_redirects=True) as resp:
+                with session.stream(
+                    "GET", remote.location, headers=headers, timeout=timeout, follow_redirects=True
+                ) as resp:
                     status = resp.status_code
                     if status == 416 and total is not None and done >= total:
                         break

@@ -87,9 +87,16 @@ class InstalledModel:
         except ValueError:
             stored = str(self.path)
         return {
-            "id": self.id, "path": stored, "repo": self.repo, "file": self.file,
-            "commit": self.commit, "sha256": self.sha256, "size": self.size_bytes,
-            "family": self.family, "source": self.source, "installed_at": self.installed_at,
+            "id": self.id,
+            "path": stored,
+            "repo": self.repo,
+            "file": self.file,
+            "commit": self.commit,
+            "sha256": self.sha256,
+            "size": self.size_bytes,
+            "family": self.family,
+            "source": self.source,
+            "installed_at": self.installed_at,
         }
 
 
@@ -137,11 +144,14 @@ def _guess_family(info: GGUFInfo, path: Path) -> str:
         return guess_family(info.architecture, info.name, path)
     except ImportError:  # pragma: no cover - families.py ships with the engine
         text = f"{info.architecture} {info.name or ''} {path.name}".lower()
-        for needle, family in (("qwen3-coder", "qwen3-coder"), ("qwen3", "qwen3"),
-                               ("r1-distill", "deepseek-r1-distill"),
-                               ("coder-v2", "deepseek-coder-v2"),
-                               ("deepseek-coder", "deepseek-coder"),
-                               ("qwen2.5-coder", "qwen2.5-coder")):
+        for needle, family in (
+            ("qwen3-coder", "qwen3-coder"),
+            ("qwen3", "qwen3"),
+            ("r1-distill", "deepseek-r1-distill"),
+            ("coder-v2", "deepseek-coder-v2"),
+            ("deepseek-coder", "deepseek-coder"),
+            ("qwen2.5-coder", "qwen2.5-coder"),
+        ):
             if needle in text:
                 return family
         return "llama"
@@ -200,7 +210,8 @@ class ModelStore:
         except (ValueError, KeyError, TypeError):
             # Never lose the user's files over a broken list: keep it aside and start afresh.
             aside = self.manifest_path.with_name(
-                f"{MANIFEST_NAME}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+                f"{MANIFEST_NAME}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
+            )
             with contextlib.suppress(OSError):
                 self.manifest_path.replace(aside)
             return []
@@ -209,8 +220,9 @@ class ModelStore:
         payload = {"version": 1, "models": sorted(models, key=lambda m: m["id"])}
         write_text_atomic(self.manifest_path, json.dumps(payload, indent=2) + "\n")
 
-    def _update_manifest(self, *, add: InstalledModel | None = None,
-                         remove_id: str | None = None) -> None:
+    def _update_manifest(
+        self, *, add: InstalledModel | None = None, remove_id: str | None = None
+    ) -> None:
         lock = self._manifest_lock().acquire(wait=30.0)
         try:
             models = self._read_manifest()
@@ -230,10 +242,17 @@ class ModelStore:
             path = self.models_dir / path
         entry = self.catalog.find(raw["id"]) if raw.get("source") == "catalog" else None
         return InstalledModel(
-            id=raw["id"], path=path, size_bytes=int(raw.get("size") or 0),
-            family=raw.get("family"), source=raw.get("source") or "import",
-            repo=raw.get("repo"), file=raw.get("file"), commit=raw.get("commit"),
-            sha256=raw.get("sha256"), catalog_entry=entry, installed_at=raw.get("installed_at"),
+            id=raw["id"],
+            path=path,
+            size_bytes=int(raw.get("size") or 0),
+            family=raw.get("family"),
+            source=raw.get("source") or "import",
+            repo=raw.get("repo"),
+            file=raw.get("file"),
+            commit=raw.get("commit"),
+            sha256=raw.get("sha256"),
+            catalog_entry=entry,
+            installed_at=raw.get("installed_at"),
         )
 
     # ------------------------------------------------------------------ queries
@@ -257,11 +276,16 @@ class ModelStore:
             part = note_path.with_name(note_path.name[: -len(".json")])
             if note is None or not part.is_file():
                 continue
-            out.append(PartialDownload(
-                id=note.get("id", slug_id(part.name[: -len(PART_SUFFIX)])), part_path=part,
-                bytes_done=part.stat().st_size, total=note.get("size"),
-                repo=note.get("repo"), file=note.get("file"),
-            ))
+            out.append(
+                PartialDownload(
+                    id=note.get("id", slug_id(part.name[: -len(PART_SUFFIX)])),
+                    part_path=part,
+                    bytes_done=part.stat().st_size,
+                    total=note.get("size"),
+                    repo=note.get("repo"),
+                    file=note.get("file"),
+                )
+            )
         return out
 
     def partial(self, model_id: str) -> PartialDownload | None:
@@ -282,8 +306,10 @@ class ModelStore:
             if candidate.is_file():
                 info = read_gguf_info(candidate)
                 return InstalledModel(
-                    id=slug_id(candidate.name), path=candidate.resolve(),
-                    size_bytes=candidate.stat().st_size, family=_guess_family(info, candidate),
+                    id=slug_id(candidate.name),
+                    path=candidate.resolve(),
+                    size_bytes=candidate.stat().st_size,
+                    family=_guess_family(info, candidate),
                     source="import",
                 )
             if candidate.suffix.lower() == ".gguf":
@@ -297,9 +323,9 @@ class ModelStore:
                 state = f"is only partly downloaded ({partial.percent:.0f}%)"
             raise ModelNotInstalledError(f"`{name}` {state}", f"run `hanlin models pull {name}`")
         ids = [e.id for e in self.catalog] + [m.id for m in self.installed()]
-        close = close_matches(id_or_path, ids)
-        hint = ("did you mean " + ", ".join(f"`{c}`" for c in close) + "?") if close else (
-            "run `hanlin models list` to see installed and available models")
+        hint = _did_you_mean(
+            id_or_path, ids, "run `hanlin models list` to see installed and available models"
+        )
         raise UnknownModelError(f"Unknown model `{id_or_path}`", hint)
 
     # ------------------------------------------------------------------ pull
@@ -313,10 +339,11 @@ class ModelStore:
                         f"`{ref}` is a file, not a model to download",
                         f"register it with `hanlin models import {ref}`",
                     )
-                ids = [e.id for e in self.catalog]
-                close = close_matches(ref, ids)
-                hint = ("did you mean " + ", ".join(f"`{c}`" for c in close) + "?") if close else (
-                    "run `hanlin models list` for catalog ids, or pull hf.co/OWNER/REPO/FILE.gguf")
+                hint = _did_you_mean(
+                    ref,
+                    [e.id for e in self.catalog],
+                    "run `hanlin models list` for catalog ids, or pull hf.co/OWNER/REPO/FILE.gguf",
+                )
                 raise UnknownModelError(f"Unknown model `{ref}`", hint)
             return _Target(entry.id, entry.repo, entry.file, entry.revision, entry, "catalog")
         if not hub.file.lower().endswith(".gguf"):
@@ -326,8 +353,14 @@ class ModelStore:
             )
         for entry in self.catalog:
             if entry.repo.lower() == hub.repo.lower() and entry.file == hub.file:
-                return _Target(entry.id, entry.repo, entry.file, hub.revision or entry.revision,
-                               entry, "catalog")
+                return _Target(
+                    entry.id,
+                    entry.repo,
+                    entry.file,
+                    hub.revision or entry.revision,
+                    entry,
+                    "catalog",
+                )
         model_id = slug_id(hub.file)
         taken = self.catalog.find(model_id) is not None or any(
             m.id == model_id and (m.repo, m.file) != (hub.repo, hub.file) for m in self.installed()
@@ -347,8 +380,9 @@ class ModelStore:
 
     def _pull_lock(self, target: _Target) -> FileLock:
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{target.repo}--{target.file}")
-        return FileLock(self._locks_dir() / f"{name}.lock", f"A download of `{target.id}`",
-                        {"id": target.id})
+        return FileLock(
+            self._locks_dir() / f"{name}.lock", f"A download of `{target.id}`", {"id": target.id}
+        )
 
     def pull(
         self,
@@ -372,15 +406,17 @@ class ModelStore:
         finally:
             lock.release()
 
-    def _pull_locked(self, target: _Target, cancel: CancelToken,
-                     on_progress: ProgressCallback | None) -> InstalledModel:
+    def _pull_locked(
+        self, target: _Target, cancel: CancelToken, on_progress: ProgressCallback | None
+    ) -> InstalledModel:
         final = self._final_path(target.repo, target.file)
         part = final.with_name(final.name + PART_SUFFIX)
         note_path = final.with_name(final.name + NOTE_SUFFIX)
         if is_offline():
             raise offline_error()
-        remote = resolve_remote(target.repo, target.file, target.revision,
-                                options=self.options, cancel=cancel)
+        remote = resolve_remote(
+            target.repo, target.file, target.revision, options=self.options, cancel=cancel
+        )
         entry = target.entry
         want_size = entry.size_bytes if entry and entry.size_bytes else remote.size
         want_sha = entry.sha256 if entry and entry.sha256 else remote.sha256
@@ -390,13 +426,24 @@ class ModelStore:
                 f" catalog pins for `{target.id}` ({entry.sha256[:12]}…)",
                 "the repository changed: update the catalog entry or pin its revision",
             )
-        note = {"id": target.id, "repo": target.repo, "file": target.file,
-                "revision": remote.revision, "commit": remote.commit, "size": want_size,
-                "sha256": want_sha, "etag": remote.etag, "source": target.source,
-                "family": entry.family if entry else None, "started": time.time()}
+        note = {
+            "id": target.id,
+            "repo": target.repo,
+            "file": target.file,
+            "revision": remote.revision,
+            "commit": remote.commit,
+            "size": want_size,
+            "sha256": want_sha,
+            "etag": remote.etag,
+            "source": target.source,
+            "family": entry.family if entry else None,
+            "started": time.time(),
+        }
         old = _read_note(note_path)
-        if part.exists() and (old is None or any(
-                old.get(k) != note[k] for k in ("size", "sha256", "etag") if note[k] is not None)):
+        if part.exists() and (
+            old is None
+            or any(old.get(k) != note[k] for k in ("size", "sha256", "etag") if note[k] is not None)
+        ):
             part.unlink()  # the partial belongs to another version of the file
         elif old is not None:
             note["started"] = old.get("started", note["started"])
@@ -405,11 +452,18 @@ class ModelStore:
         write_text_atomic(note_path, json.dumps(note, indent=2))
 
         def refresh() -> RemoteFile:
-            return resolve_remote(target.repo, target.file, target.revision,
-                                  options=self.options, cancel=cancel)
+            return resolve_remote(
+                target.repo, target.file, target.revision, options=self.options, cancel=cancel
+            )
 
-        result = download_to_part(remote, part, cancel=cancel, on_progress=on_progress,
-                                  options=self.options, refresh=refresh)
+        result = download_to_part(
+            remote,
+            part,
+            cancel=cancel,
+            on_progress=on_progress,
+            options=self.options,
+            refresh=refresh,
+        )
         self.last_download = result
         if on_progress:
             on_progress(Progress("verify", 0.0, 1.0, f"checking {target.file}"))
@@ -436,9 +490,17 @@ class ModelStore:
         note_path.unlink(missing_ok=True)
         family = entry.family if entry else _guess_family(info, final)
         model = InstalledModel(
-            id=target.id, path=final, size_bytes=result.size, family=family,
-            source=target.source, repo=target.repo, file=target.file, commit=remote.commit,
-            sha256=result.sha256, catalog_entry=entry, installed_at=time.time(),
+            id=target.id,
+            path=final,
+            size_bytes=result.size,
+            family=family,
+            source=target.source,
+            repo=target.repo,
+            file=target.file,
+            commit=remote.commit,
+            sha256=result.sha256,
+            catalog_entry=entry,
+            installed_at=time.time(),
         )
         self._update_manifest(add=model)
         if on_progress:
@@ -458,8 +520,9 @@ class ModelStore:
             )
 
     # ------------------------------------------------------------------ import / remove
-    def import_file(self, path: Path | str, *, model_id: str | None = None,
-                    family: str | None = None) -> InstalledModel:
+    def import_file(
+        self, path: Path | str, *, model_id: str | None = None, family: str | None = None
+    ) -> InstalledModel:
         """Register a GGUF already on disk, in place (no copy)."""
         path = Path(path).expanduser()
         info = read_gguf_info(path)  # ModelFileError names the file and the reason
@@ -481,8 +544,9 @@ class ModelStore:
             except ImportError:  # pragma: no cover
                 pass
             if family not in known:
-                raise HanlinError(f"Unknown family `{family}`",
-                                  f"choose one of: {', '.join(sorted(known))}")
+                raise HanlinError(
+                    f"Unknown family `{family}`", f"choose one of: {', '.join(sorted(known))}"
+                )
         existing = self.get(model_id)
         if existing is not None and existing.path != path:
             raise HanlinError(
@@ -490,23 +554,26 @@ class ModelStore:
                 f"choose another id with --id, or remove it first: `hanlin models rm {model_id}`",
             )
         model = InstalledModel(
-            id=model_id, path=path, size_bytes=path.stat().st_size,
-            family=family or _guess_family(info, path), source="import",
-            catalog_entry=None, installed_at=time.time(),
+            id=model_id,
+            path=path,
+            size_bytes=path.stat().st_size,
+            family=family or _guess_family(info, path),
+            source="import",
+            catalog_entry=None,
+            installed_at=time.time(),
         )
         self._update_manifest(add=model)
         return model
 
     def remove(self, model_id: str) -> None:
         """Delete an installed model's file (inside the models folder) and any partial download."""
-        recorded = next((self._from_json(r) for r in self._read_manifest() if r["id"] == model_id),
-                        None)
+        recorded = next(
+            (self._from_json(r) for r in self._read_manifest() if r["id"] == model_id), None
+        )
         partial = self.partial(model_id)
         if recorded is None and partial is None:
             ids = [m.id for m in self.installed()] + [p.id for p in self.partials()]
-            close = close_matches(model_id, ids)
-            hint = ("did you mean " + ", ".join(f"`{c}`" for c in close) + "?") if close else (
-                "run `hanlin models list` to see what is installed")
+            hint = _did_you_mean(model_id, ids, "run `hanlin models list` to see what is installed")
             raise UnknownModelError(f"No installed or partly downloaded model `{model_id}`", hint)
         repo_file = (recorded.repo, recorded.file) if recorded else (partial.repo, partial.file)
         lock = None
@@ -544,6 +611,13 @@ class ModelStore:
             except OSError:
                 return
             folder = folder.parent
+
+
+def _did_you_mean(word: str, ids: list[str], fallback: str) -> str:
+    close = close_matches(word, ids)
+    if close:
+        return "did you mean " + ", ".join(f"`{c}`" for c in close) + "?"
+    return fallback
 
 
 def _read_note(path: Path) -> dict[str, Any] | None:

@@ -25,8 +25,12 @@ from engine.errors import ModelNotInstalledError
 from engine.store import InstalledModel, ModelStore, PartialDownload
 
 FIT_LABELS = {"fits": "fits", "tight": "tight", "wont_fit": "won't"}
-ROLE_LABELS = {("chat",): "chat", ("completion",): "complete", ("chat", "completion"): "both",
-               ("completion", "chat"): "both"}
+ROLE_LABELS = {
+    ("chat",): "chat",
+    ("completion",): "complete",
+    ("chat", "completion"): "both",
+    ("completion", "chat"): "both",
+}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,8 +65,9 @@ def _fit_functions() -> tuple[Callable[..., Any], Callable[..., Any], Any] | Non
 _Fitters = tuple[Callable[..., Any], Callable[..., Any], Any]
 
 
-def _fit(entry: CatalogEntry | None, model: InstalledModel | None,
-         fitters: _Fitters | None) -> dict[str, Any] | None:
+def _fit(
+    entry: CatalogEntry | None, model: InstalledModel | None, fitters: _Fitters | None
+) -> dict[str, Any] | None:
     if fitters is None:
         return None
     fit_entry, fit_file, hw = fitters
@@ -90,8 +95,15 @@ def rows(store: ModelStore, *, with_fit: bool = True) -> list[dict[str, Any]]:
     fitters = _fit_functions() if with_fit else None
     out: list[dict[str, Any]] = []
     for entry in store.catalog:
-        out.append(_row(entry.id, entry, installed.pop(entry.id, None),
-                        partials.pop(entry.id, None), fitters))
+        out.append(
+            _row(
+                entry.id,
+                entry,
+                installed.pop(entry.id, None),
+                partials.pop(entry.id, None),
+                fitters,
+            )
+        )
     for model_id, model in sorted(installed.items()):
         out.append(_row(model_id, None, model, partials.pop(model_id, None), fitters))
     for model_id, partial in sorted(partials.items()):
@@ -99,15 +111,33 @@ def rows(store: ModelStore, *, with_fit: bool = True) -> list[dict[str, Any]]:
     return out
 
 
-def _row(model_id: str, entry: CatalogEntry | None, model: InstalledModel | None,
-         partial: PartialDownload | None, fitters: Any) -> dict[str, Any]:
+def _row(
+    model_id: str,
+    entry: CatalogEntry | None,
+    model: InstalledModel | None,
+    partial: PartialDownload | None,
+    fitters: Any,
+) -> dict[str, Any]:
     status = "installed" if model else "partial" if partial else "available"
     where = model or partial
-    size = model.size_bytes if model else entry.size_bytes if entry and entry.size_bytes else (
-        partial.total if partial else None)
-    name = entry.name if entry else (Path(model.file or model.path.name).stem if model else
-                                     Path(partial.file or partial.part_path.name).stem
-                                     if partial else model_id)
+    size = (
+        model.size_bytes
+        if model
+        else entry.size_bytes
+        if entry and entry.size_bytes
+        else (partial.total if partial else None)
+    )
+    name = (
+        entry.name
+        if entry
+        else (
+            Path(model.file or model.path.name).stem
+            if model
+            else Path(partial.file or partial.part_path.name).stem
+            if partial
+            else model_id
+        )
+    )
     return {
         "id": model_id,
         "name": name,
@@ -173,11 +203,15 @@ def _list(store: ModelStore, *, as_json: bool) -> int:
         fit = FIT_LABELS.get((row["fit"] or {}).get("level", ""), "")
         role = ROLE_LABELS.get(tuple(row["roles"]), ",".join(row["roles"]))
         ident = row["id"] if len(row["id"]) <= width else row["id"][: width - 1] + "…"
-        print(f"{ident:<{width}} {_estimated_size(row):>7} {row['quantization'] or '':<7}"
-              f" {role:<8} {fit:<6} {status}")
+        print(
+            f"{ident:<{width}} {_estimated_size(row):>7} {row['quantization'] or '':<7}"
+            f" {role:<8} {fit:<6} {status}"
+        )
     installed = sum(1 for r in data if r["installed"])
-    print(f"\n{installed} installed. Download one with `hanlin models pull ID`;"
-          " any GGUF on the Hub: `hanlin models pull hf.co/OWNER/REPO/FILE.gguf`.")
+    print(
+        f"\n{installed} installed. Download one with `hanlin models pull ID`;"
+        " any GGUF on the Hub: `hanlin models pull hf.co/OWNER/REPO/FILE.gguf`."
+    )
     return 0
 
 
@@ -203,8 +237,9 @@ def _fmt_eta(seconds: float | None) -> str:
 class ProgressPrinter:
     """A redrawn bar on a terminal; a plain line every few seconds otherwise."""
 
-    def __init__(self, stream: TextIO, label: str, *, tty: bool | None = None,
-                 line_interval: float = 5.0) -> None:
+    def __init__(
+        self, stream: TextIO, label: str, *, tty: bool | None = None, line_interval: float = 5.0
+    ) -> None:
         self.stream = stream
         self.label = label
         self.tty = stream.isatty() if tty is None else tty
@@ -239,8 +274,9 @@ class ProgressPrinter:
             if now - self._last_line < self.line_interval and not finished and done:
                 return
             self._last_line = now
-            self.stream.write(f"{self.label}: {pct.strip()} ({amount}) at {rate},"
-                              f" ETA {_fmt_eta(p.eta)}\n")
+            self.stream.write(
+                f"{self.label}: {pct.strip()} ({amount}) at {rate}, ETA {_fmt_eta(p.eta)}\n"
+            )
         self.stream.flush()
 
     def _finish_bar(self) -> None:
@@ -266,13 +302,20 @@ def _pull(store: ModelStore, ref: str) -> int:
     except KeyboardInterrupt:
         printer.close()
         kept = ""
-        partial = next((p for p in store.partials() if p.id == ref or
-                        (p.repo and p.file and ref.endswith(f"{p.repo}/{p.file}"))), None)
+        partial = next(
+            (
+                p
+                for p in store.partials()
+                if p.id == ref or (p.repo and p.file and ref.endswith(f"{p.repo}/{p.file}"))
+            ),
+            None,
+        )
         if partial is not None:
             total = f" of {_fmt_bytes(partial.total)}" if partial.total else ""
             kept = f" {_fmt_bytes(partial.bytes_done)}{total} kept in {partial.part_path}."
-        print(f"Interrupted.{kept} Run `hanlin models pull {ref}` again to resume.",
-              file=sys.stderr)
+        print(
+            f"Interrupted.{kept} Run `hanlin models pull {ref}` again to resume.", file=sys.stderr
+        )
         return 130
     finally:
         printer.close()
@@ -296,8 +339,10 @@ def _is_installed(store: ModelStore, ref: str) -> bool:
 
 def _import(store: ModelStore, path: Path, model_id: str | None, family: str | None) -> int:
     model = store.import_file(path, model_id=model_id, family=family)
-    print(f"Imported {model.id} (family {model.family}, {_fmt_bytes(model.size_bytes)})"
-          f" from {model.path}")
+    print(
+        f"Imported {model.id} (family {model.family}, {_fmt_bytes(model.size_bytes)})"
+        f" from {model.path}"
+    )
     print(f"Chat with it: `hanlin chat {model.id}`")
     return 0
 
@@ -327,8 +372,9 @@ def _use(store: ModelStore, model_id: str, role: str) -> int:
     entry = model.catalog_entry or store.catalog.find(model.id)
     if entry is not None and role not in entry.roles:
         other = "completion" if role == "chat" else "chat"
-        print(f"Note: {entry.id} is meant for {other}; it may do poorly at {role}.",
-              file=sys.stderr)
+        print(
+            f"Note: {entry.id} is meant for {other}; it may do poorly at {role}.", file=sys.stderr
+        )
     key = "chat_model" if role == "chat" else "completion_model"
     update_settings(**{key: value})
     print(f"{role.capitalize()} model set to {value}")

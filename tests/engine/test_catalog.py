@@ -86,7 +86,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ('sha256 = "abc"', "sha256"),
         ("size_bytes = -5", "size_bytes"),
         ('family = "gpt5"', "unknown family `gpt5`"),
-        ("context_length = \"long\"", "context_length"),
+        ('context_length = "long"', "context_length"),
         ('repo = "no-slash"', "repo"),
         ('file = "../../etc/passwd.gguf"', "file"),
         ('file = "model.bin"', "file"),
@@ -136,9 +136,7 @@ def test_user_entries_merge_over_shipped(tmp_path: Path) -> None:
     )
     user_file = paths.user_catalog_file()  # HANLIN_HOME is a fresh temp dir per test
     user_file.parent.mkdir(parents=True, exist_ok=True)
-    user_file.write_text(
-        GOOD_ENTRY + 'sampling = "qwen3-thinking"\n' + override, encoding="utf-8"
-    )
+    user_file.write_text(GOOD_ENTRY + 'sampling = "qwen3-thinking"\n' + override, encoding="utf-8")
     shipped = load_catalog(user=tmp_path / "absent.toml")
     catalog = load_catalog()
     assert len(catalog) == len(shipped) + 1

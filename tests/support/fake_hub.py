@@ -162,8 +162,9 @@ class FakeHub:
         self._cdn = ThreadingHTTPServer((self.host, 0), handler)
         for server in (self._hub, self._cdn):
             server.daemon_threads = True
-            thread = threading.Thread(target=server.serve_forever, daemon=True,
-                                      kwargs={"poll_interval": 0.05})
+            thread = threading.Thread(
+                target=server.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
+            )
             thread.start()
             self._servers.append(server)
             self._threads.append(thread)
@@ -215,9 +216,18 @@ class FakeHub:
             size = len(data) if isinstance(data, bytes) else Path(data).stat().st_size
             sha = _sha256_of(data)
             git_sha1 = hashlib.sha1(f"blob {size}\0".encode() + sha.encode()).hexdigest()
-            hub_file = HubFile(repo, path, revision, entry.commit, sha, git_sha1, size, lfs,
-                               data if isinstance(data, bytes) else None,
-                               None if isinstance(data, bytes) else Path(data))
+            hub_file = HubFile(
+                repo,
+                path,
+                revision,
+                entry.commit,
+                sha,
+                git_sha1,
+                size,
+                lfs,
+                data if isinstance(data, bytes) else None,
+                None if isinstance(data, bytes) else Path(data),
+            )
             entry.files[path] = hub_file
             self._blobs[sha] = hub_file
             return hub_file
@@ -347,13 +357,15 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if repo is None:
                 self._error(401, "RepoNotFound", "Repository not found")
                 return
-            body = json.dumps({
-                "id": repo_name,
-                "modelId": repo_name,
-                "sha": repo.commit,
-                "gated": bool(repo.gated_token),
-                "siblings": [{"rfilename": p, "size": f.size} for p, f in repo.files.items()],
-            }).encode()
+            body = json.dumps(
+                {
+                    "id": repo_name,
+                    "modelId": repo_name,
+                    "sha": repo.commit,
+                    "gated": bool(repo.gated_token),
+                    "siblings": [{"rfilename": p, "size": f.size} for p, f in repo.files.items()],
+                }
+            ).encode()
             self._reply(200, {"Content-Type": "application/json"}, body)
 
         def _blob(self, path: str) -> None:
@@ -382,9 +394,12 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                         return
                     status = 206
             end = size
-            headers = {**extra, "Accept-Ranges": "bytes",
-                       "Content-Type": "application/octet-stream",
-                       "Content-Length": str(end - start - faults.short_by)}
+            headers = {
+                **extra,
+                "Accept-Ranges": "bytes",
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(end - start - faults.short_by),
+            }
             if status == 206:
                 headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
             self._record(status)
@@ -404,8 +419,13 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             stall_at = None
             if faults.stall_after is not None and hub._take("stall"):
                 stall_at = faults.stall_after
-            simple = (drop_at is None and stall_at is None and not faults.corrupt
-                      and faults.rate is None and hub_file.source is not None)
+            simple = (
+                drop_at is None
+                and stall_at is None
+                and not faults.corrupt
+                and faults.rate is None
+                and hub_file.source is not None
+            )
             if simple:
                 self._sendfile(hub_file, start, end)
                 return
@@ -478,8 +498,7 @@ def _gguf_kv(key: str, value: object) -> bytes:
         return _gguf_str(key) + struct.pack("<II", _GGUF_UINT32, value)
     if isinstance(value, list):
         body = b"".join(_gguf_str(v) for v in value)
-        return (_gguf_str(key) + struct.pack("<IIQ", _GGUF_ARRAY, _GGUF_STRING, len(value))
-                + body)
+        return _gguf_str(key) + struct.pack("<IIQ", _GGUF_ARRAY, _GGUF_STRING, len(value)) + body
     raise TypeError(value)
 
 
