@@ -377,6 +377,7 @@ class CatalogTableModel(QAbstractTableModel):
             if self._rows[i].id not in new_set:
                 self.beginRemoveRows(QModelIndex(), i, i)
                 del self._rows[i]
+                self._reindex()
                 self.endRemoveRows()
         # 2. if the surviving order differs from the wanted order, fall back to a reset
         survivors = [r.id for r in self._rows]
@@ -398,6 +399,7 @@ class CatalogTableModel(QAbstractTableModel):
             else:
                 self.beginInsertRows(QModelIndex(), pos, pos)
                 self._rows.insert(pos, by_id[model_id])
+                self._reindex()  # before endInsertRows: slots on rowsInserted look rows up
                 self.endInsertRows()
         self._reindex()
 

@@ -20,6 +20,7 @@ from desktop.models.catalog_model import (
 )
 
 _Index = QModelIndex | QPersistentModelIndex
+_HAS_FILTER_CHANGE = hasattr(QSortFilterProxyModel, "beginFilterChange")
 
 
 class CatalogFilterProxy(QSortFilterProxyModel):
@@ -44,22 +45,29 @@ class CatalogFilterProxy(QSortFilterProxyModel):
 
     def set_family(self, family: str | None) -> None:
         """Only rows of this family (None or "" for all)."""
-        self._family = family or None
-        self.invalidateFilter()
+        self._change("_family", family or None)
 
     def set_role(self, role: str | None) -> None:
         """Only rows offering this role, "chat" or "completion" (None or "" for all)."""
-        self._role = role or None
-        self.invalidateFilter()
+        self._change("_role", role or None)
 
     def set_text(self, text: str) -> None:
         """Rows whose id, name, family, size, quant, description or license contain every word."""
-        self._text = text.strip().lower()
-        self.invalidateFilter()
+        self._change("_text", text.strip().lower())
 
     def set_installed_only(self, on: bool) -> None:
-        self._installed_only = on
-        self.invalidateFilter()
+        self._change("_installed_only", bool(on))
+
+    def _change(self, attr: str, value: object) -> None:
+        if getattr(self, attr) == value:
+            return
+        if _HAS_FILTER_CHANGE:  # Qt >= 6.10: invalidateFilter() is deprecated
+            self.beginFilterChange()
+            setattr(self, attr, value)
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:  # pragma: no cover - older Qt
+            setattr(self, attr, value)
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
         model = self.sourceModel()
