@@ -402,6 +402,12 @@ class ModelStore:
             return existing
         lock = self._pull_lock(target).acquire(self.lock_wait, cancel)
         try:
+            existing = self.get(target.id)  # another process may have finished it meanwhile
+            if existing is not None and (existing.repo, existing.file) == (
+                target.repo,
+                target.file,
+            ):
+                return existing
             return self._pull_locked(target, cancel, on_progress)
         finally:
             lock.release()

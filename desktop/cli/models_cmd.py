@@ -249,6 +249,9 @@ class ProgressPrinter:
         self.last: Progress | None = None
 
     def __call__(self, p: Progress) -> None:
+        if self.last is None and p.stage == "download":
+            # first report: the ref resolved and the Hub answered
+            self.stream.write(f"Pulling {self.label}\n")
         self.last = p if p.stage == "download" else self.last
         if p.stage == "verify":
             self._finish_bar()
@@ -296,7 +299,6 @@ def _pull(store: ModelStore, ref: str) -> int:
         print(f"{existing.id} is already installed: {existing.path}")
         return 0
     printer = ProgressPrinter(sys.stderr, label)
-    sys.stderr.write(f"Pulling {ref}\n")
     try:
         model = store.pull(ref, on_progress=printer)
     except KeyboardInterrupt:

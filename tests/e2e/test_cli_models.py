@@ -1,0 +1,219 @@
+"""`hanlin models …` as a user runs it: real subprocesses, a real local Hub server, real files.
+
+Each case checks the exit code, what is printed, what is on disk and what
+`hanlin models list --json` reports afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import fake_hub_fixtures
+from tests.support.fake_hub import FakeHub, HubFile, make_gguf
+
+fake_hub = fake_hub_fixtures.fake_hub  # the fixture, visible to pytest in this module
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_ID = "qwen2.5-coder-1.5b-base-q4km"
+REPO = "Qwen/Qwen2.5-Coder-1.5B-GGUF"
+FILE = "qwen2.5-coder-1.5b-q4_k_m.gguf"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)  # HANLIN_HOME and HF_ENDPOINT come from the fixtures
+    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["HANLIN_STALL_TIMEOUT"] = "3"
+    return env
+
+
+def hanlin(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "desktop.cli.main", *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "desktop.cli.main", *args],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def listing() -> dict[str, dict[str, Any]]:
+    result = hanlin("models", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    return {row["id"]: row for row in json.loads(result.stdout)}
+
+
+def _part(hanlin_home: Path) -> Path:
+    return hanlin_home / "data" / "models" / "Qwen" / "Qwen2.5-Coder-1.5B-GGUF" / (FILE + ".part")
+
+
+def _wait_for_part(hanlin_home: Path, at_least: int, proc: subprocess.Popen[str]) -> int:
+    part = _part(hanlin_home)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        size = part.stat().st_size if part.exists() else 0
+        if size >= at_least:
+            return size
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError("the pull made no progress")
+
+
+@pytest.fixture
+def served(fake_hub: FakeHub) -> HubFile:
+    return fake_hub.add_file(REPO, FILE, make_gguf(2_000_000, architecture="qwen2"))
+
+
+def test_list_json_fresh_install() -> None:
+    rows = listing()
+    assert len(rows) >= 30
+    row = rows[MODEL_ID]
+    for key in ("id", "name", "family", "roles", "installed", "path", "size_bytes", "status"):
+        assert key in row
+    assert row["installed"] is False and row["path"] is None and row["status"] == "available"
+    assert row["roles"] == ["completion"] and row["family"] == "qwen2.5-coder"
+    assert rows["qwen2.5-coder-1.5b-instruct-q4km"]["roles"] == ["chat"]
+
+
+def test_list_table_is_readable_in_100_columns() -> None:
+    result = hanlin("models", "list")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:2] == ["ID", "SIZE"]
+    assert max(len(line) for line in lines if not line.startswith(("0 installed", "1 "))) <= 100
+    assert any(line.startswith("qwen3-4b-q4km ") for line in lines)
+
+
+@pytest.mark.slow
+def test_pull_then_list(served: HubFile, hanlin_home: Path) -> None:
+    result = hanlin("models", "pull", MODEL_ID)
+    assert result.returncode == 0, result.stderr
+    assert "Installed qwen2.5-coder-1.5b-base-q4km" in result.stdout
+    # not a terminal: plain lines, no carriage-return bar
+    assert "\r" not in result.stderr and "100.0%" in result.stderr
+    assert "Verifying" in result.stderr
+    row = listing()[MODEL_ID]
+    assert row["installed"] is True and row["status"] == "installed"
+    assert Path(row["path"]).stat().st_size == served.size == row["size_bytes"]
+    assert Path(row["path"]).is_relative_to(hanlin_home / "data" / "models")
+
+
+@pytest.mark.slow
+def test_kill_and_resume_across_processes(fake_hub: FakeHub, hanlin_home: Path) -> None:
+    size = 12 * 1024 * 1024
+    served = fake_hub.add_file(REPO, FILE, make_gguf(size, architecture="qwen2"))
+    fake_hub.faults.rate = 6 * 1024 * 1024  # ~2 s for the whole file
+    proc = start("models", "pull", MODEL_ID)
+    _wait_for_part(hanlin_home, served.size // 2, proc)
+    proc.kill()  # SIGKILL: no chance to clean up
+    proc.wait(10)
+    time.sleep(0.2)
+    kept = _part(hanlin_home).stat().st_size
+    row = listing()[MODEL_ID]
+    assert row["status"] == "partial" and row["installed"] is False
+    assert 45 <= row["percent"] < 100
+    sent_before = fake_hub.stats.body_bytes
+    fake_hub.faults.rate = None
+    result = hanlin("models", "pull", MODEL_ID)
+    assert result.returncode == 0, result.stderr
+    assert "Resumed from" in result.stderr
+    second = fake_hub.stats.body_bytes - sent_before
+    assert second == served.size - kept  # the rerun fetched only what was missing
+    resent = fake_hub.stats.body_bytes - served.size
+    assert resent <= 2 * 1024 * 1024, f"{resent} bytes sent twice"
+    assert listing()[MODEL_ID]["status"] == "installed"
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_partial_and_says_how_to_resume(
+    fake_hub: FakeHub, hanlin_home: Path
+) -> None:
+    fake_hub.add_file(REPO, FILE, make_gguf(8 * 1024 * 1024))
+    fake_hub.faults.rate = 4 * 1024 * 1024
+    proc = start("models", "pull", MODEL_ID)
+    _wait_for_part(hanlin_home, 1024 * 1024, proc)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert f"hanlin models pull {MODEL_ID}` again to resume" in err
+    assert "Traceback" not in err
+    assert _part(hanlin_home).stat().st_size > 0
+    assert listing()[MODEL_ID]["status"] == "partial"
+
+
+@pytest.mark.slow
+def test_second_pull_is_refused_while_the_first_runs(fake_hub: FakeHub, hanlin_home: Path) -> None:
+    served = fake_hub.add_file(REPO, FILE, make_gguf(8 * 1024 * 1024))
+    fake_hub.faults.rate = 1024 * 1024  # ~8 s: longer than the second pull waits (2 s)
+    first = start("models", "pull", MODEL_ID)
+    _wait_for_part(hanlin_home, 256 * 1024, first)
+    second = hanlin("models", "pull", MODEL_ID)
+    assert second.returncode != 0
+    assert "already in progress" in second.stderr and str(first.pid) in second.stderr
+    fake_hub.faults.rate = None
+    _out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    row = listing()[MODEL_ID]
+    assert row["installed"] and Path(row["path"]).stat().st_size == served.size
+
+
+@pytest.mark.slow
+def test_corrupt_download_is_deleted(served: HubFile, fake_hub: FakeHub, hanlin_home: Path) -> None:
+    fake_hub.faults.corrupt = True
+    result = hanlin("models", "pull", MODEL_ID)
+    assert result.returncode == 1
+    assert "failed verification" in result.stderr and "deleted" in result.stderr
+    assert not _part(hanlin_home).exists()
+    assert listing()[MODEL_ID]["status"] == "available"
+
+
+@pytest.mark.slow
+def test_errors_are_one_line_without_traceback(fake_hub: FakeHub) -> None:
+    result = hanlin("models", "pull", "qwen2.5-coder-1.5b")
+    assert result.returncode == 2
+    assert result.stderr.startswith("hanlin: error: Unknown model")
+    assert "qwen2.5-coder-1.5b-base-q4km" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    missing = hanlin("models", "pull", "hf.co/nobody/Nothing-GGUF/x.gguf")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "was not found" in missing.stderr
+
+
+@pytest.mark.slow
+def test_import_use_and_rm(smollm2_path: Path, hanlin_home: Path) -> None:
+    result = hanlin("models", "import", str(smollm2_path), "--id", "smol")
+    assert result.returncode == 0, result.stderr
+    assert "Imported smol (family llama" in result.stdout
+    row = listing()["smol"]
+    assert row["installed"] and row["path"] == str(smollm2_path.resolve())
+    use = hanlin("models", "use", "smol", "--for", "chat")
+    assert use.returncode == 0, use.stderr
+    settings = (hanlin_home / "config" / "settings.toml").read_text()
+    assert 'chat_model = "smol"' in settings
+    not_installed = hanlin("models", "use", "qwen3-4b-q4km", "--for", "chat")
+    assert not_installed.returncode == 1
+    assert "hanlin models pull qwen3-4b-q4km" in not_installed.stderr
+    rm = hanlin("models", "rm", "smol")
+    assert rm.returncode == 0 and "Unregistered smol" in rm.stdout
+    assert smollm2_path.is_file() and "smol" not in listing()
