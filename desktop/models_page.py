@@ -242,9 +242,10 @@ class ModelsPage(QWidget):
         self.view.doubleClicked.connect(self._on_double_click)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(Column.STATUS, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(Column.STATUS, 230)
+        header.setSectionResizeMode(Column.STATUS, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(48)
+        # "Used for" is also in the Status text ("Installed · chat"): keep the table narrow
+        self.view.setColumnHidden(Column.USED_FOR, True)
         self.view.selectionModel().selectionChanged.connect(self._on_selection_changed)
 
         # --- details + stats
@@ -255,7 +256,7 @@ class ModelsPage(QWidget):
         lower_layout.addWidget(self.details, 1)
         self.stats_panel = CompletionStatsPanel(lower)
         lower_layout.addWidget(self.stats_panel)
-        lower.setMinimumHeight(lower.sizeHint().height())
+        lower.setMinimumHeight(max(230, lower.sizeHint().height()))
         self.view.verticalHeader().setDefaultSectionSize(self.view.fontMetrics().height() + 10)
         splitter.addWidget(self.view)
         splitter.addWidget(lower)
@@ -275,6 +276,7 @@ class ModelsPage(QWidget):
         box.setObjectName("modelDetails")
         box.setFrameShape(QFrame.Shape.StyledPanel)
         layout = QVBoxLayout(box)
+        layout.setSpacing(4)
         self.title_label = QLabel(box)
         self.title_label.setObjectName("modelTitle")
         font = self.title_label.font()
@@ -286,7 +288,10 @@ class ModelsPage(QWidget):
         self.description_label.setWordWrap(True)
         self.facts_label = QLabel(box)
         self.facts_label.setWordWrap(True)
-        self.facts_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.location_label = QLabel(box)
+        self.location_label.setObjectName("modelLocation")
+        self.location_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.location_label.setEnabled(False)  # muted, still selectable
         self.fit_label = QLabel(box)
         self.fit_label.setWordWrap(True)
         progress_row = QHBoxLayout()
@@ -333,6 +338,7 @@ class ModelsPage(QWidget):
         layout.addWidget(self.title_label)
         layout.addWidget(self.description_label)
         layout.addWidget(self.facts_label)
+        layout.addWidget(self.location_label)
         layout.addWidget(self.fit_label)
         layout.addLayout(progress_row)
         layout.addStretch(1)
@@ -727,6 +733,7 @@ class ModelsPage(QWidget):
                 "Pick a row to download it, or import a .gguf file (drop it here)."
             )
             self.facts_label.clear()
+            self.location_label.clear()
             self.fit_label.clear()
             self.progress_bar.hide()
             self.progress_label.clear()
@@ -751,10 +758,19 @@ class ModelsPage(QWidget):
             if row.installed_path
             else (f"{row.repo}/{row.file}" if row.repo else "")
         )
-        self.facts_label.setText(" · ".join(facts) + (f"\n{where}" if where else ""))
+        self.facts_label.setText(" · ".join(facts))
+        self.location_label.setText(
+            f"On disk: {where}"
+            if row.installed_path
+            else (f"From the Hub: {where}" if where else "")
+        )
         if row.fit_level:
+            color = {"fits": "#2e9d4f", "tight": "#c98a00", "wont_fit": "#d0453a"}.get(
+                row.fit_level, "inherit"
+            )
+            label = FIT_LABELS.get(row.fit_level, row.fit_level)
             self.fit_label.setText(
-                f"{FIT_LABELS.get(row.fit_level, row.fit_level)}: {row.fit_reason}"
+                f"<b style='color:{color}'>{label}</b> on this machine — {_escape(row.fit_reason)}"
             )
         else:
             self.fit_label.setText("Checking what fits this machine…" if row.in_catalog else "")

@@ -233,7 +233,8 @@ class CatalogTableModel(QAbstractTableModel):
                 return QBrush(_FIT_COLORS[row.fit_level])
             return None
         if role == Qt.ItemDataRole.FontRole:
-            if row.id in (self._chat, self._completion) and col in (Column.NAME, Column.USED_FOR):
+            chosen = row.id in (self._chat, self._completion)
+            if chosen and col in (Column.NAME, Column.STATUS, Column.USED_FOR):
                 font = QFont()
                 font.setBold(True)
                 return font
@@ -438,7 +439,8 @@ class CatalogTableModel(QAbstractTableModel):
                 parts.append(human_eta(dl.eta))
             return " · ".join(p for p in parts if p)
         if row.installed_path is not None:
-            return "Installed"
+            used = self._used_for(row)
+            return f"Installed · {used}" if used else "Installed"
         if row.partial_done is not None:
             pct = percent(row.partial_done, row.partial_total or row.size_bytes)
             if pct is None:

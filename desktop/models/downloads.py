@@ -121,7 +121,8 @@ class DownloadManager(QObject):
             if run.intent is not None or run.latest is None or run.latest is run.shown:
                 continue
             run.shown = run.latest
-            self._table.set_download(model_id, _state_from(model_id, run.latest))
+            previous = self._table.download(model_id)
+            self._table.set_download(model_id, _state_from(model_id, run.latest, previous))
         if not self._running:
             self._timer.stop()
 
@@ -198,8 +199,11 @@ def remove_partial(store: Any, model_id: str) -> None:
                 partial.part_path.unlink()
 
 
-def _state_from(model_id: str, progress: Progress) -> DownloadState:
-    phase = "verifying" if progress.stage == "verify" else "downloading"
+def _state_from(model_id: str, progress: Progress, previous: DownloadState | None) -> DownloadState:
+    if progress.stage == "verify":  # keep the bar where the transfer left it
+        done = previous.done if previous is not None else 0.0
+        total = previous.total if previous is not None else None
+        return DownloadState(model_id, "verifying", done, total)
     return DownloadState(
-        model_id, phase, progress.done, progress.total, progress.rate, progress.eta
+        model_id, "downloading", progress.done, progress.total, progress.rate, progress.eta
     )
