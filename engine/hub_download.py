@@ -26,7 +26,6 @@ Errors are mapped to engine errors whose message says what to do next.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 import time
@@ -44,6 +43,7 @@ from engine.errors import (
     NotFoundOnHubError,
     OfflineError,
 )
+from engine.part_writer import PartWriter
 
 try:  # huggingface_hub >= 1.0 ships its HTTP client as `httpx2` (a renamed httpx)
     import httpx2 as httpx
@@ -364,27 +364,6 @@ class _Transient(Exception):
     """Internal: a failure worth retrying (network error, stall, 5xx)."""
 
 
-def _hash_prefix(path: Path, length: int, hasher: hashlib._Hash, cancel: CancelToken) -> None:
-    with open(path, "rb") as handle:
-        left = length
-        while left > 0:
-            cancel.raise_if_cancelled()
-            block = handle.read(min(8 * _MiB, left))
-            if not block:
-                raise DownloadError(f"{path} shrank while resuming", "run the pull again")
-            hasher.update(block)
-            left -= len(block)
-
-
-def _write_all(handle, data: bytes) -> None:  # type: ignore[no-untyped-def]
-    view = memoryview(data)
-    while view:
-        n = handle.write(view)
-        if n is None or n <= 0:
-            raise OSError(errno.EIO, "short write")
-        view = view[n:]
-
-
 def download_to_part(
     remote: RemoteFile,
     part: Path,
@@ -400,117 +379,121 @@ def download_to_part(
     DiskFullError (partial kept), OfflineError, AuthError, NotFoundOnHubError
     or DownloadError after the retry budget is spent (partial kept).
     """
-    from huggingface_hub.utils import build_hf_headers, get_session
-
     options = options or DownloadOptions()
     cancel = cancel or NEVER_CANCELLED
-    part.parent.mkdir(parents=True, exist_ok=True)
-    done = part.stat().st_size if part.exists() else 0
-    total = remote.size
-    if total is not None and done > total:
+    if remote.size is not None and part.exists() and part.stat().st_size > remote.size:
         part.unlink()  # longer than the file itself: not ours to continue
-        done = 0
-    resumed_from = done
-    hasher = hashlib.sha256()
+    writer = PartWriter(part, batch=options.chunk_size)
+    try:
+        return _transfer(remote, writer, cancel, on_progress, options, refresh)
+    except OSError as exc:
+        done = writer.written
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _disk_full(part, done, remote.size) from exc
+        raise DownloadError(
+            f"Cannot write {part}: {exc.strerror or exc}",
+            "check the disk and permissions; the pull resumes from here",
+        ) from exc
+    finally:
+        writer.close()  # whatever was received is written, also on Ctrl-C
+
+
+def _transfer(
+    remote: RemoteFile,
+    writer: PartWriter,
+    cancel: CancelToken,
+    on_progress: ProgressCallback | None,
+    options: DownloadOptions,
+    refresh: Callable[[], RemoteFile] | None,
+) -> DownloadResult:
+    from huggingface_hub.utils import build_hf_headers, get_session
+
+    total = remote.size
+    done = resumed_from = writer.written
     if done:
-        _hash_prefix(part, done, hasher, cancel)
+        writer.hash_existing(cancel)
     meter = ProgressMeter(on_progress, total, options.progress_interval, remote.file)
     meter.update(done, force=True)
-
-    received = restarts = retries = 0
-    attempt = 0
+    received = restarts = retries = attempt = 0
     session = get_session()
     timeout = httpx.Timeout(options.stall_timeout, connect=options.connect_timeout)
-    with open(part, "r+b" if part.exists() else "wb", buffering=0) as handle:
-        while total is None or done < total:
-            cancel.raise_if_cancelled()
-            if is_offline():
-                raise offline_error()
-            headers: dict[str, str] = {"Accept-Encoding": "identity"}
-            if _origin(remote.location) == _origin(hub_endpoint()):
-                headers.update(build_hf_headers(token=hub_token()))
-            if done:
-                headers["Range"] = f"bytes={done}-"
-            got_bytes = False
-            try:
-                with session.stream(
-                    "GET", remote.location, headers=headers, timeout=timeout, follow_redirects=True
-                ) as resp:
-                    status = resp.status_code
-                    if status == 416 and total is not None and done >= total:
-                        break
-                    if status in (401, 403, 410) and refresh is not None and attempt == 0:
-                        remote = refresh()  # a signed CDN URL may have expired
-                        attempt += 1
-                        continue
-                    if status in (408, 429) or status >= 500:
-                        raise _Transient(f"HTTP {status}")
-                    if status >= 400:
-                        raise _status_error(status, remote.repo, remote.file)
-                    if done and status == 200:
-                        # The server ignored Range: start the file again from byte 0.
-                        handle.seek(0)
-                        handle.truncate(0)
-                        done = 0
-                        hasher = hashlib.sha256()
-                        restarts += 1
-                        meter.restart()
-                    elif status == 206:
-                        start = _content_range_start(resp.headers.get("Content-Range"))
-                        if start != done:
-                            raise _Transient(f"server sent range from {start}, asked {done}")
-                    if total is None:
-                        total = _total_from_headers(resp.headers, done)
-                        meter.total = total
-                    handle.seek(done)
-                    # No chunk_size: write what arrives, so a dropped connection loses
-                    # nothing that reached us (httpx would buffer up to chunk_size).
-                    for chunk in resp.iter_bytes():
-                        if not chunk:
-                            continue
-                        if total is not None and done + len(chunk) > total:
-                            raise _Transient("server sent more bytes than the file has")
-                        try:
-                            _write_all(handle, chunk)
-                        except OSError as exc:
-                            handle.truncate(done)
-                            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                                raise _disk_full(part, done, total) from exc
-                            raise DownloadError(
-                                f"Cannot write {part}: {exc.strerror or exc}",
-                                "check the disk and permissions; the pull resumes from here",
-                            ) from exc
-                        hasher.update(chunk)
-                        done += len(chunk)
-                        received += len(chunk)
-                        got_bytes = True
-                        attempt = 0
-                        meter.update(done)
-                        cancel.raise_if_cancelled()
-                    if total is None:
-                        total = done  # unknown length and the stream ended cleanly
-                    elif done < total:
-                        raise _Transient("connection closed early")
-            except (_Transient, httpx.TransportError) as exc:
-                reason: Exception = exc
-                attempt = 0 if got_bytes else attempt + 1
-                retries += 1
-                if attempt > options.max_retries:
-                    if isinstance(reason, httpx.ConnectError | httpx.ConnectTimeout):
-                        raise OfflineError(
-                            f"Cannot reach {urlparse(remote.location).netloc} to download"
-                            f" `{remote.file}` ({reason})",
-                            "check the network or proxy, then run the pull again: it resumes",
-                        ) from exc
-                    raise DownloadError(
-                        f"Download of `{remote.file}` keeps failing ({reason});"
-                        f" {done} of {total or '?'} bytes kept",
-                        "run the pull again later: it resumes where it stopped",
-                    ) from exc
-                if cancel.wait(_backoff(options, max(attempt, 1)) if not got_bytes else 0.05):
+    while total is None or done < total:
+        cancel.raise_if_cancelled()
+        if is_offline():
+            raise offline_error()
+        headers: dict[str, str] = {"Accept-Encoding": "identity"}
+        if _origin(remote.location) == _origin(hub_endpoint()):
+            headers.update(build_hf_headers(token=hub_token()))
+        if done:
+            headers["Range"] = f"bytes={done}-"
+        got_bytes = False
+        try:
+            with session.stream(
+                "GET", remote.location, headers=headers, timeout=timeout, follow_redirects=True
+            ) as resp:
+                status = resp.status_code
+                if status == 416 and total is not None and done >= total:
+                    break
+                if status in (401, 403, 410) and refresh is not None and attempt == 0:
+                    remote = refresh()  # a signed CDN URL may have expired
+                    attempt += 1
+                    continue
+                if status in (408, 429) or status >= 500:
+                    raise _Transient(f"HTTP {status}")
+                if status >= 400:
+                    raise _status_error(status, remote.repo, remote.file)
+                if done and status == 200:
+                    # The server ignored Range: start the file again from byte 0.
+                    writer.restart()
+                    done = 0
+                    restarts += 1
+                    meter.restart()
+                elif status == 206:
+                    start = _content_range_start(resp.headers.get("Content-Range"))
+                    if start != done:
+                        raise _Transient(f"server sent range from {start}, asked {done}")
+                if total is None:
+                    total = _total_from_headers(resp.headers, done)
+                    meter.total = total
+                # No chunk_size: take what arrives, so a dropped connection loses
+                # nothing that reached us (httpx would hold back up to chunk_size).
+                for chunk in resp.iter_bytes():
+                    if total is not None and done + len(chunk) > total:
+                        raise _Transient("server sent more bytes than the file has")
+                    writer.append(chunk)
+                    done += len(chunk)
+                    received += len(chunk)
+                    got_bytes = True
+                    attempt = 0
+                    meter.update(done)
                     cancel.raise_if_cancelled()
+                if total is None:
+                    total = done  # unknown length and the stream ended cleanly
+                elif done < total:
+                    raise _Transient("connection closed early")
+        except (_Transient, httpx.TransportError) as exc:
+            done = writer.flush()
+            attempt = 0 if got_bytes else attempt + 1
+            retries += 1
+            if attempt > options.max_retries:
+                if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                    raise OfflineError(
+                        f"Cannot reach {urlparse(remote.location).netloc} to download"
+                        f" `{remote.file}` ({exc})",
+                        "check the network or proxy, then run the pull again: it resumes",
+                    ) from exc
+                raise DownloadError(
+                    f"Download of `{remote.file}` keeps failing ({exc});"
+                    f" {done} of {total or '?'} bytes kept",
+                    "run the pull again later: it resumes where it stopped",
+                ) from exc
+            pause = 0.05 if got_bytes else _backoff(options, max(attempt, 1))
+            if cancel.wait(pause):
+                cancel.raise_if_cancelled()
+    sha = writer.sha256()
+    done = writer.written
     meter.update(done, force=True)
-    return DownloadResult(hasher.hexdigest(), done, received, resumed_from, restarts, retries)
+    return DownloadResult(sha, done, received, resumed_from, restarts, retries)
 
 
 def _content_range_start(value: str | None) -> int | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import hub_download
+from engine import hub_download, part_writer
 from engine.cancel import CancelToken, Progress
 from engine.errors import (
     AuthError,
@@ -342,7 +342,7 @@ def test_full_disk_mid_transfer_keeps_partial_and_other_models(
 ) -> None:
     other = fake_hub.add_file("owner/Other-GGUF", "other.gguf", make_gguf(300_000))
     store.pull("hf.co/owner/Other-GGUF/other.gguf")
-    real_write = hub_download._write_all
+    real_write = part_writer._write_all
     written = {"n": 0}
 
     def write_until_full(handle, data: bytes) -> None:  # type: ignore[no-untyped-def]
@@ -351,7 +351,7 @@ def test_full_disk_mid_transfer_keeps_partial_and_other_models(
         real_write(handle, data)
         written["n"] += len(data)
 
-    monkeypatch.setattr(hub_download, "_write_all", write_until_full)
+    monkeypatch.setattr(part_writer, "_write_all", write_until_full)
     with pytest.raises(DiskFullError) as err:
         store.pull(MODEL_ID)
     assert "partial file is kept" in str(err.value)
@@ -359,7 +359,7 @@ def test_full_disk_mid_transfer_keeps_partial_and_other_models(
     assert partial.bytes_done == written["n"] > 0
     survivor = store.get("other")
     assert survivor is not None and survivor.path.stat().st_size == other.size
-    monkeypatch.setattr(hub_download, "_write_all", real_write)
+    monkeypatch.setattr(part_writer, "_write_all", real_write)
     fake_hub.reset()
     store.pull(MODEL_ID)
     _assert_installed(store, served)
