@@ -453,6 +453,10 @@ class ModelStore:
             part.unlink()  # the partial belongs to another version of the file
         elif old is not None:
             note["started"] = old.get("started", note["started"])
+        if not part.exists() and final.is_file() and final.stat().st_size == want_size:
+            # The file is already in place but not recorded (e.g. the list was lost):
+            # verify it like a finished download instead of fetching it again.
+            os.replace(final, part)
         done = part.stat().st_size if part.exists() else 0
         self._check_free_space(final.parent, (want_size or 0) - done, target.id)
         write_text_atomic(note_path, json.dumps(note, indent=2))

@@ -217,3 +217,36 @@ def test_import_use_and_rm(smollm2_path: Path, hanlin_home: Path) -> None:
     rm = hanlin("models", "rm", "smol")
     assert rm.returncode == 0 and "Unregistered smol" in rm.stdout
     assert smollm2_path.is_file() and "smol" not in listing()
+
+
+@pytest.mark.slow
+def test_progress_bar_on_a_terminal(fake_hub: FakeHub) -> None:
+    import pty
+
+    fake_hub.add_file(REPO, FILE, make_gguf(4 * 1024 * 1024))
+    fake_hub.faults.rate = 2 * 1024 * 1024  # ~2 s: several redraws
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "desktop.cli.main", "models", "pull", MODEL_ID],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(60)
+    os.close(leader)
+    err = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0, err
+    assert err.count("\r[") >= 2  # the bar is redrawn in place
+    assert "█" in err and "ETA" in err and "/s" in err

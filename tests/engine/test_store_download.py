@@ -405,3 +405,15 @@ def test_remove_deletes_file_and_partials(
     store.remove(MODEL_ID)
     assert store.installed() == [] and not _final(store).exists()
     assert not (store.models_dir / "Qwen").exists()
+
+
+def test_unrecorded_file_in_place_is_verified_not_downloaded_again(
+    store: ModelStore, served: HubFile, fake_hub: FakeHub
+) -> None:
+    store.pull(MODEL_ID)
+    store.manifest_path.unlink()  # the list is lost, the file is still there
+    assert store.installed() == []
+    fake_hub.reset()
+    model = store.pull(MODEL_ID)
+    assert model.sha256 == served.sha256 and fake_hub.stats.gets() == []
+    _assert_installed(store, served)
