@@ -27,6 +27,7 @@ fonts-dejavu` (fonts-noto-color-emoji optional). The conversations are seeded
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -134,8 +135,11 @@ def seed_home(home: Path, hub: object, blobs: Path) -> dict[str, int]:
     from tests.conftest import smollm2_gguf
 
     catalog = load_catalog()
-    for model_id, size in ((DOWNLOADING_ID, 986_000_000), (INSTALLED_ID, 397_000_000),
-                           (PARTIAL_ID, 462_000_000)):
+    for model_id, size in (
+        (DOWNLOADING_ID, 986_000_000),
+        (INSTALLED_ID, 397_000_000),
+        (PARTIAL_ID, 462_000_000),
+    ):
         entry = catalog.get(model_id)
         blob = _sparse_gguf(blobs / entry.file, size, entry.name)
         hub.add_file(entry.repo, entry.file, blob)  # type: ignore[attr-defined]
@@ -150,43 +154,64 @@ def seed_home(home: Path, hub: object, blobs: Path) -> dict[str, int]:
         if total and done >= 0.37 * total:
             token.cancel("seeded partial download")
 
-    try:
+    with contextlib.suppress(Cancelled):
         store.pull(PARTIAL_ID, cancel=token, on_progress=stop_at_37)
-    except Cancelled:
-        pass
     update_settings(chat_model=smol.id, completion_model=INSTALLED_ID)
 
     history = History()
     ids: dict[str, int] = {}
     older = history.create("Binary search edge cases", model_id=smol.id)
     history.append(older.id, "user", "What are the classic off-by-one bugs in binary search?")
-    history.append(older.id, "assistant", "Using `hi = len(a)` with `while lo <= hi`…",
-                   model_id=smol.id)
+    history.append(
+        older.id, "assistant", "Using `hi = len(a)` with `while lo <= hi`…", model_id=smol.id
+    )
     conv = history.create("Reverse a string", model_id=smol.id)
     history.append(conv.id, "user", "Reverse a string in Rust, handling Unicode.")
-    history.append(conv.id, "assistant", "Use `s.chars().rev().collect::<String>()`.",
-                   model_id=smol.id)
+    history.append(
+        conv.id, "assistant", "Use `s.chars().rev().collect::<String>()`.", model_id=smol.id
+    )
 
     think = history.create("Is 2^61 − 1 prime?", model_id="qwen3-1.7b-q4km", thinking=True)
     history.append(think.id, "user", THINK_QUESTION)
-    history.append(think.id, "assistant", THINK_ANSWER, thinking=THINK_THOUGHTS, thinking_s=6.8,
-                   model_id="qwen3-1.7b-q4km",
-                   stats={"ttft_s": 0.41, "tokens_per_s": 38.2, "generated_tokens": 212,
-                          "stop_reason": "stop"})
+    history.append(
+        think.id,
+        "assistant",
+        THINK_ANSWER,
+        thinking=THINK_THOUGHTS,
+        thinking_s=6.8,
+        model_id="qwen3-1.7b-q4km",
+        stats={
+            "ttft_s": 0.41,
+            "tokens_per_s": 38.2,
+            "generated_tokens": 212,
+            "stop_reason": "stop",
+        },
+    )
     ids["thinking"] = think.id
 
     code = history.create("Read a large CSV lazily", model_id=smol.id)
     history.append(code.id, "user", CODE_QUESTION)
-    history.append(code.id, "assistant", CODE_ANSWER, model_id=smol.id,
-                   stats={"ttft_s": 0.12, "tokens_per_s": 96.4, "generated_tokens": 187,
-                          "stop_reason": "stop"})
+    history.append(
+        code.id,
+        "assistant",
+        CODE_ANSWER,
+        model_id=smol.id,
+        stats={
+            "ttft_s": 0.12,
+            "tokens_per_s": 96.4,
+            "generated_tokens": 187,
+            "stop_reason": "stop",
+        },
+    )
     ids["code"] = code.id
     history.close()
 
     recorder = CompletionStatsRecorder()
-    for language, shown, accepted, chars in (("python", 412, 131, 5210),
-                                             ("typescript", 188, 52, 1733),
-                                             ("rust", 64, 17, 502)):
+    for language, shown, accepted, chars in (
+        ("python", 412, 131, 5210),
+        ("typescript", 188, 52, 1733),
+        ("rust", 64, 17, 502),
+    ):
         for _ in range(shown):
             recorder.offered(language)
             recorder.shown(language)
@@ -248,7 +273,8 @@ def _start_xvfb(display: str) -> subprocess.Popen[bytes]:
         raise SystemExit("Xvfb is missing: apt-get install -y xvfb imagemagick (see the docstring)")
     proc = subprocess.Popen(
         [xvfb, display, "-screen", "0", f"{WIDTH}x{HEIGHT}x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     for _ in range(100):
         if Path(f"/tmp/.X11-unix/X{display.lstrip(':')}").exists():
@@ -269,19 +295,29 @@ def _capture(display: str, out: Path) -> None:
         small.unlink()
 
 
-def take(shot: Shot, home: Path, conversations: dict[str, int], hub_endpoint: str,
-         display: str, out_dir: Path) -> Path:
+def take(
+    shot: Shot,
+    home: Path,
+    conversations: dict[str, int],
+    hub_endpoint: str,
+    display: str,
+    out_dir: Path,
+) -> Path:
     env = dict(os.environ)
-    env.update({
-        "DISPLAY": display,
-        "QT_QPA_PLATFORM": "xcb",
-        "HANLIN_HOME": str(home),
-        "HF_ENDPOINT": hub_endpoint,
-        "HANLIN_THEME": shot.theme,
-        "HANLIN_PAGE": "chat",
-        "PYTHONPATH": str(ROOT),
-        "SHOT_WAIT": "9" if shot.page == "models" and shot.name.startswith("models-down") else "3",
-    })
+    env.update(
+        {
+            "DISPLAY": display,
+            "QT_QPA_PLATFORM": "xcb",
+            "HANLIN_HOME": str(home),
+            "HF_ENDPOINT": hub_endpoint,
+            "HANLIN_THEME": shot.theme,
+            "HANLIN_PAGE": "chat",
+            "PYTHONPATH": str(ROOT),
+            "SHOT_WAIT": "9"
+            if shot.page == "models" and shot.name.startswith("models-down")
+            else "3",
+        }
+    )
     env.pop("QT_SCALE_FACTOR", None)
     if shot.conversation:
         env["HANLIN_CONVERSATION"] = str(conversations[shot.conversation])
@@ -289,7 +325,11 @@ def take(shot: Shot, home: Path, conversations: dict[str, int], hub_endpoint: st
     env.update(shot.env)
     child = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--child", shot.page, download],
-        env=env, cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=env,
+        cwd=str(ROOT),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert child.stdout is not None and child.stdin is not None
     try:
