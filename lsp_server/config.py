@@ -29,8 +29,10 @@ from engine import paths
 from engine.settings import load_settings
 
 __all__ = [
+    "CLIENT_ONLY_KEYS",
     "DEFAULTS",
     "SECTION",
+    "SETTING_KEYS",
     "ServerConfig",
     "SettingsFileWatcher",
     "parse_config",
@@ -72,8 +74,8 @@ class ServerConfig:
 
 DEFAULTS = ServerConfig()
 
-# camelCase key -> (field name, accepted types, validator)
-_KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
+#: camelCase key -> (ServerConfig field, accepted types); editors mirror these keys
+SETTING_KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "model": ("model", (str,)),
     "maxTokens": ("max_tokens", (int,)),
     "timeBudgetMs": ("time_budget_ms", (int, float)),
@@ -86,7 +88,7 @@ _KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
 }
 _FIELD_NAMES = {f.name for f in fields(ServerConfig)}
 #: keys editor extensions keep in the same section for themselves
-_CLIENT_ONLY = {"serverCommand", "serverArgs", "trace"}
+CLIENT_ONLY_KEYS = {"serverCommand", "serverArgs", "trace"}
 
 
 def _valid(name: str, value: Any) -> bool:
@@ -110,11 +112,11 @@ def parse_config(data: Any, base: ServerConfig = DEFAULTS) -> ServerConfig:
         data = data[SECTION]
     changes: dict[str, Any] = {}
     for key, value in data.items():
-        spec = _KEYS.get(key)
+        spec = SETTING_KEYS.get(key)
         if spec is None and key in _FIELD_NAMES:
-            spec = next(s for s in _KEYS.values() if s[0] == key)
+            spec = next(s for s in SETTING_KEYS.values() if s[0] == key)
         if spec is None:
-            if key not in _CLIENT_ONLY:
+            if key not in CLIENT_ONLY_KEYS:
                 log.info("ignoring unknown setting %r", key)
             continue
         name, types = spec
