@@ -33,6 +33,7 @@ def test_reads_smollm2_header(smollm2_path: Path) -> None:
     assert info.metadata["tokenizer.ggml.eos_token_id"] == 2
 
 
+@pytest.mark.slow
 def test_agrees_with_the_gguf_package(smollm2_path: Path) -> None:
     gguf = pytest.importorskip("gguf")
     reader = gguf.GGUFReader(smollm2_path)
