@@ -125,6 +125,15 @@ class ModelRow:
     estimated_size: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _NotedPartial:
+    """What the page knows of a partial file until the store is scanned again."""
+
+    id: str
+    bytes_done: int
+    total: int | None
+
+
 def row_from_entry(entry: Any) -> ModelRow:
     """A row for a catalog entry (engine.catalog.CatalogEntry)."""
     return ModelRow(
@@ -322,6 +331,22 @@ class CatalogTableModel(QAbstractTableModel):
         self._installed = {m.id: m for m in installed}
         self._partials = {p.id: p for p in partials}
         self._rebuild()
+
+    def note_installed(self, model: Any) -> None:
+        """A download finished: show it installed now, before the next store scan."""
+        self._installed[model.id] = model
+        self._partials.pop(model.id, None)
+        self._rebuild()
+
+    def note_partial(self, model_id: str, done: float, total: float | None) -> None:
+        """A download paused: show its partial file now, before the next store scan."""
+        self._partials[model_id] = _NotedPartial(model_id, int(done), int(total) if total else None)
+        self._rebuild()
+
+    def note_no_partial(self, model_id: str) -> None:
+        """A partial download was discarded."""
+        if self._partials.pop(model_id, None) is not None:
+            self._rebuild()
 
     def set_verdicts(self, verdicts: dict[str, Any]) -> None:
         self._verdicts = dict(verdicts)

@@ -152,23 +152,42 @@ class DownloadManager(QObject):
             self._timer.stop()
         return run
 
+    # The table is told the outcome in the same GUI-thread slot that clears the running
+    # state, so a row never flickers through "Available" on its way to the next state.
+
     def _on_done(self, model_id: str, installed: Any) -> None:
+        if installed is not None and getattr(installed, "id", None) == model_id:
+            self._table.note_installed(installed)
         self._finish(model_id)
         self.finished.emit(model_id, installed)
 
     def _on_error(self, model_id: str, error: BaseException) -> None:
-        run = self._finish(model_id)
+        run = self._running.get(model_id)
         if run is not None and run.intent == CANCELLED:
+            self._table.note_no_partial(model_id)
+            self._finish(model_id)
             self._discard_partial(model_id)
             return
+        self._stopped(model_id)
+        self._finish(model_id)
         self.failed.emit(model_id, error)
 
     def _on_cancelled(self, model_id: str) -> None:
-        run = self._finish(model_id)
+        run = self._running.get(model_id)
         if run is not None and run.intent == CANCELLED:
+            self._table.note_no_partial(model_id)
+            self._finish(model_id)
             self._discard_partial(model_id)
-        else:
-            self.stopped.emit(model_id, PAUSED)
+            return
+        self._stopped(model_id)
+        self._finish(model_id)
+        self.stopped.emit(model_id, PAUSED)
+
+    def _stopped(self, model_id: str) -> None:
+        """Show where a stopped transfer got to (its .part file stays on disk)."""
+        state = self._table.download(model_id)
+        if state is not None and state.done > 0:
+            self._table.note_partial(model_id, state.done, state.total)
 
     def _discard_partial(self, model_id: str) -> None:
         store = self._store

@@ -16,6 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import sys
 import threading
+import time
 import tomllib
 from pathlib import Path
 
@@ -204,9 +205,19 @@ def test_download_shows_rising_progress_then_installed(qtbot, hub, make_page, st
     page.select_model(TEST_ID)
     assert page.download_button.isVisible()
     seen: list[int] = []
-    page.table_model.dataChanged.connect(
-        lambda *_: seen.append(page.progress_bar.value()) if page.progress_bar.isVisible() else None
-    )
+    statuses: list[str] = []
+    row_updates: list[float] = []
+    model = page.table_model
+    row = model.row_for(TEST_ID)
+
+    def on_change(top_left, bottom_right, *_):
+        if top_left.row() <= row <= bottom_right.row():
+            row_updates.append(time.monotonic())
+            statuses.append(model.status_of(TEST_ID))
+        if page.progress_bar.isVisible():
+            seen.append(page.progress_bar.value())
+
+    model.dataChanged.connect(on_change)
     qtbot.mouseClick(page.download_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: _status(page, TEST_ID) == DOWNLOADING, timeout=5000)
     qtbot.waitUntil(lambda: 0 < page.progress_bar.value() < 100, timeout=10_000)
@@ -218,6 +229,12 @@ def test_download_shows_rising_progress_then_installed(qtbot, hub, make_page, st
     qtbot.waitUntil(lambda: _status(page, TEST_ID) == INSTALLED, timeout=10_000)
     values = [v for v in seen if v > 0]
     assert len(set(values)) >= 2 and values == sorted(values)  # it rose, never went back
+    # the row went straight from downloading to installed (no flicker through "available")
+    first = statuses.index(DOWNLOADING)
+    assert AVAILABLE not in statuses[first:] and statuses[-1] == INSTALLED
+    # repainted on the 100 ms timer, not once per received chunk
+    span = row_updates[-1] - row_updates[0]
+    assert 3 <= len(row_updates) <= span / 0.1 + 8
     assert [m.id for m in store.installed()] == [TEST_ID]
     assert (
         page.table_model.index(page.table_model.row_for(TEST_ID), Column.STATUS).data()
@@ -233,8 +250,12 @@ def test_pause_keeps_partial_and_resume_finishes(qtbot, hub, make_page, store):
     page.select_model(TEST_ID)
     page.download(TEST_ID)
     qtbot.waitUntil(lambda: page.progress_bar.value() >= 20, timeout=15_000)
+    statuses: list[str] = []
+    page.table_model.dataChanged.connect(lambda *_: statuses.append(_status(page, TEST_ID)))
     qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: _status(page, TEST_ID) == PARTIAL, timeout=10_000)
+    _settle(qtbot, page._runner)
+    assert AVAILABLE not in statuses  # downloading -> partial, never "available" in between
     partials = [p for p in store.partials() if p.id == TEST_ID]
     assert partials and 0 < partials[0].bytes_done < FILE_SIZE + 4096
     done_at_pause = partials[0].bytes_done
