@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -54,23 +55,38 @@ def serve_forever(path: Path) -> None:
     hub.stop()
 
 
-def _curl(url: str, out: Path) -> float:
+def _curl(url: str, out: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user+sys) of one `curl -o`."""
     out.unlink(missing_ok=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(["curl", "-sS", "--fail", "-o", str(out), url], check=True)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _pull(models: Path) -> float:
+def _pull(models: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (all threads of this process) of one engine pull."""
     store = ModelStore(models_dir=models, options=DownloadOptions(progress_interval=1.0))
+    cpu = time.process_time()
     started = time.perf_counter()
     model = store.pull(f"hf.co/{REPO}/{FILE}")
-    elapsed = time.perf_counter() - started
+    wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     store.remove(model.id)
-    return elapsed
+    return wall, cpu
 
 
-def throughput(path: Path, work: Path, runs: int) -> tuple[float, float]:
+Timing = tuple[float, float, float]  # best wall s, median wall s, median CPU s
+
+
+def _summary(runs: list[tuple[float, float]]) -> Timing:
+    walls = [w for w, _ in runs]
+    return min(walls), statistics.median(walls), statistics.median(c for _, c in runs)
+
+
+def throughput(path: Path, work: Path, runs: int) -> tuple[Timing, Timing]:
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(path)],
         stdout=subprocess.PIPE,
@@ -81,14 +97,15 @@ def throughput(path: Path, work: Path, runs: int) -> tuple[float, float]:
         assert server.stdout is not None
         endpoint, blob_url = server.stdout.readline().split()
         os.environ["HF_ENDPOINT"] = endpoint
-        curl_times, pull_times = [], []
-        _curl(blob_url, work / "warm.bin")  # warm the page cache for both
-        for _ in range(runs):
-            curl_times.append(_curl(blob_url, work / "curl.bin"))
-            pull_times.append(_pull(work / "models"))
+        curl_runs, pull_runs = [], []
+        _curl(blob_url, work / "warm.bin")  # warm the page cache and imports for both
+        _pull(work / "models")
+        for _ in range(runs):  # alternate, so load changes hit both alike
+            curl_runs.append(_curl(blob_url, work / "curl.bin"))
+            pull_runs.append(_pull(work / "models"))
         (work / "curl.bin").unlink(missing_ok=True)
         (work / "warm.bin").unlink(missing_ok=True)
-        return statistics.median(curl_times), statistics.median(pull_times)
+        return _summary(curl_runs), _summary(pull_runs)
     finally:
         server.terminate()
         server.wait(10)
@@ -153,27 +170,23 @@ def main() -> int:
         os.environ["HANLIN_HOME"] = str(work / "home0")
         path = write_gguf_file(work / FILE, args.size_mb * 1_000_000)
         size = path.stat().st_size
-        curl_s, pull_s = throughput(path, work, args.runs)
+        curl_t, pull_t = throughput(path, work, args.runs)
         within, drops = resent_within_one_pull(path, work)
         across, kept = resent_across_two_pulls(path, work)
 
     mb = size / 1e6
-    rows = [
-        ("curl -o (baseline)", f"{mb / curl_s:8.1f} MB/s", f"{curl_s:6.2f} s", "1.00x"),
-        (
-            "hanlin pull (API)",
-            f"{mb / pull_s:8.1f} MB/s",
-            f"{pull_s:6.2f} s",
-            f"{curl_s / pull_s:.2f}x",
-        ),
-    ]
     print(
-        f"\nPull throughput, {mb:.0f} MB GGUF from a local fake Hub"
-        f" (median of {args.runs}; pull includes HEAD, sha256 and GGUF check)"
+        f"\nPull throughput, {mb:.0f} MB GGUF from a local fake Hub, {args.runs} runs each"
+        f" ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f});"
+        " the pull includes HEAD, sha256 and the GGUF check"
     )
-    print(f"{'':22} {'throughput':>13} {'time':>8} {'vs curl':>8}")
-    for name, rate, secs, ratio in rows:
-        print(f"{name:22} {rate:>13} {secs:>8} {ratio:>8}")
+    print(f"{'':20} {'best MB/s':>10} {'median MB/s':>12} {'vs curl':>8} {'CPU s/GB':>9}")
+    for name, (best, median, cpu) in (("curl -o (baseline)", curl_t), ("hanlin pull", pull_t)):
+        print(
+            f"{name:20} {mb / best:10.1f} {mb / median:12.1f}"
+            f" {curl_t[0] / best:7.2f}x {cpu / (size / 1e9):9.2f}"
+        )
+    print(f"(median ratio: {curl_t[1] / pull_t[1]:.2f}x)")
     print("\nBytes sent twice after an interruption at 50 %  (target: <= a few MiB)")
     print(f"{'dropped connection, one pull':34} {within / _MiB:8.2f} MiB  ({drops} drop)")
     print(
