@@ -598,7 +598,14 @@ class ModelStore:
                 self._prune(partial.part_path.parent)
             if recorded is not None:
                 if self.owns_path(recorded.path):
-                    recorded.path.unlink(missing_ok=True)
+                    try:
+                        recorded.path.unlink(missing_ok=True)
+                    except OSError as exc:  # e.g. Windows: the file is open in another app
+                        raise HanlinError(
+                            f"Cannot delete {recorded.path}: {exc.strerror or exc}",
+                            "close programs that use the model (the desktop app, an editor)"
+                            " and try again",
+                        ) from exc
                     self._prune(recorded.path.parent)
                 self._update_manifest(remove_id=model_id)
         finally:
