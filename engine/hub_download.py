@@ -516,6 +516,11 @@ def _transfer(
             pause = 0.05 if got_bytes else _backoff(options, max(attempt, 1))
             if cancel.wait(pause):
                 cancel.raise_if_cancelled()
+        except httpx.HTTPError as exc:  # not worth retrying (e.g. a redirect loop)
+            raise DownloadError(
+                f"Download of `{remote.file}` failed: {exc}",
+                "run the pull again; if it keeps failing, check the network or proxy",
+            ) from exc
     sha = writer.sha256()
     done = writer.written
     meter.update(done, force=True)
