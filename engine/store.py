@@ -160,6 +160,9 @@ def _guess_family(info: GGUFInfo, path: Path) -> str:
 class ModelStore:
     """The models folder: what is installed, what is partly downloaded, and how to change it."""
 
+    #: free space to leave beyond a download's own size (the manifest, the OS)
+    free_space_margin: int = FREE_SPACE_MARGIN
+
     def __init__(
         self,
         models_dir: Path | None = None,
@@ -522,7 +525,7 @@ class ModelStore:
             return
         folder.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(folder).free
-        if free < need + FREE_SPACE_MARGIN:
+        if free < need + self.free_space_margin:
             raise DiskFullError(
                 f"Not enough disk space for `{model_id}`: it needs {need / 1e9:.2f} GB,"
                 f" {free / 1e9:.2f} GB are free on {folder}",

@@ -7,6 +7,8 @@ the manifest (`installed()`), partial downloads (`partials()`), and the error.
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -417,3 +419,56 @@ def test_unrecorded_file_in_place_is_verified_not_downloaded_again(
     model = store.pull(MODEL_ID)
     assert model.sha256 == served.sha256 and fake_hub.stats.gets() == []
     _assert_installed(store, served)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real 12 MiB tmpfs (needs root and mount rights; skipped elsewhere)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount_point)],
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_real_full_disk_mid_transfer(small_disk: Path, served: HubFile, fake_hub: FakeHub) -> None:
+    store = ModelStore(models_dir=small_disk / "models", options=_fast_options())
+    store.free_space_margin = 0
+    other = fake_hub.add_file("owner/Other-GGUF", "other.gguf", make_gguf(1024 * 1024))
+    store.pull("hf.co/owner/Other-GGUF/other.gguf")
+    filler = small_disk / "filler.bin"
+
+    def fill_the_disk(p: Progress) -> None:
+        if p.stage == "download" and p.done >= 1024 * 1024 and not filler.exists():
+            with open(filler, "wb") as handle:  # another program takes the rest
+                try:
+                    while True:
+                        handle.write(b"\0" * 65536)
+                        handle.flush()
+                except OSError:
+                    pass
+
+    fake_hub.faults.rate = 8 * 1024 * 1024
+    with pytest.raises(DiskFullError) as err:
+        store.pull(MODEL_ID, on_progress=fill_the_disk)
+    assert "partial file is kept" in str(err.value)
+    [partial] = store.partials()
+    assert 0 < partial.bytes_done < served.size
+    survivor = store.get("other")
+    assert survivor is not None and survivor.path.stat().st_size == other.size
+    filler.unlink()
+    fake_hub.reset()
+    store.pull(MODEL_ID)
+    assert store.get(MODEL_ID) is not None and store.partials() == []
+    assert (
+        store.last_download is not None and store.last_download.resumed_from == partial.bytes_done
+    )
