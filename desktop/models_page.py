@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QShowEvent
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -149,6 +149,8 @@ class ModelsPage(QWidget):
         self._runner = runner
         self._store = store
         self._catalog = catalog
+        if catalog is None:  # the store knows the catalog it was built with
+            catalog = getattr(store, "catalog", None)
         self._entries = list(getattr(catalog, "entries", catalog) if catalog is not None else [])
         self._catalog_ids = {e.id for e in self._entries}
         self._installed_ids: set[str] | None = None
@@ -240,6 +242,16 @@ class ModelsPage(QWidget):
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.doubleClicked.connect(self._on_double_click)
+        for keys, slot in (
+            (QKeySequence.StandardKey.Delete, lambda: self._act(self.delete)),
+            (QKeySequence(Qt.Key.Key_Return), lambda: self._act(self._primary_action)),
+            (QKeySequence(Qt.Key.Key_Enter), lambda: self._act(self._primary_action)),
+        ):
+            shortcut = QAction(self.view)
+            shortcut.setShortcut(QKeySequence(keys))
+            shortcut.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+            shortcut.triggered.connect(slot)
+            self.view.addAction(shortcut)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(Column.STATUS, QHeaderView.ResizeMode.Stretch)
@@ -656,8 +668,22 @@ class ModelsPage(QWidget):
 
     def _on_double_click(self, index: QModelIndex) -> None:
         model_id = index.data(IdRole)
-        if model_id and self.table_model.status_of(model_id) in (AVAILABLE, PARTIAL):
+        if model_id:
+            self._primary_action(model_id)
+
+    def _primary_action(self, model_id: str) -> None:
+        """Enter / double-click: download or resume; use an installed model for chat."""
+        status = self.table_model.status_of(model_id)
+        row = self.table_model.model_row(model_id)
+        if status in (AVAILABLE, PARTIAL):
             self.download(model_id)
+        elif (
+            status == INSTALLED
+            and row is not None
+            and "chat" in row.roles
+            and self.table_model.chosen()[0] != model_id
+        ):
+            self.use_for(model_id, "chat")
 
     def _context_menu(self, pos: QPoint) -> None:
         index = self.view.indexAt(pos)

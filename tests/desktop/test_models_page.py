@@ -507,3 +507,49 @@ def test_row_roles_for_filtering(catalog):
     assert model.data(index, FamilyRole) == "qwen2.5-coder"
     assert model.data(index, RolesRole) == ("chat", "completion")
     assert model.data(index, ProgressRole) == -1
+
+
+def test_page_inside_the_main_window_updates_the_chat_model_picker(
+    qtbot, runner, store, catalog, tmp_path
+):
+    """The main window embeds the page; an import there reaches the chat model list."""
+    from desktop.main_window import MainWindow
+    from engine.history import History
+
+    history = History()
+    window = MainWindow(history, runner, store, catalog)
+    qtbot.addWidget(window)
+    window.show()
+    window.show_models()
+    page = window.models_page
+    assert isinstance(page, ModelsPage)
+    _settle(qtbot, runner)
+    good = tmp_path / "window-model.gguf"
+    good.write_bytes(make_gguf(64 * 1024, name="Window Model"))
+    with qtbot.waitSignal(window.controller.modelsChanged, timeout=10_000):
+        page.import_paths([good])
+    _settle(qtbot, runner)
+    new_id = store.installed()[0].id
+    assert new_id in [m.id for m in window.controller.available_models()]
+    window.shutdown()
+    history.close()
+
+
+def test_keyboard_enter_downloads_and_delete_asks(qtbot, hub, make_page, store, monkeypatch):
+    page = make_page()
+    page.select_model(TEST_ID)
+    page.view.setFocus()
+    qtbot.keyClick(page.view, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: _status(page, TEST_ID) == INSTALLED, timeout=20_000)
+    _settle(qtbot, page._runner)
+    asked: list[str] = []
+
+    def answer(*args, **kwargs):
+        asked.append(args[1])
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    page.select_model(TEST_ID)
+    qtbot.keyClick(page.view, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: _status(page, TEST_ID) == AVAILABLE, timeout=10_000)
+    assert asked == ["Delete model"] and store.installed() == []
