@@ -23,8 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
+from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QDragEnterEvent,
+    QDropEvent,
+    QHideEvent,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -66,6 +73,8 @@ from engine.cancel import CancelToken, ProgressCallback
 from engine.errors import HanlinError, ModelFileError
 
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
+#: how often the editor-completion numbers are re-read while the page is visible
+STATS_REFRESH_MS = 15_000
 #: what "Use for …" writes, per role
 _SETTING_FOR_ROLE = {"chat": "chat_model", "completion": "completion_model"}
 
@@ -169,6 +178,11 @@ class ModelsPage(QWidget):
         self.downloads.finished.connect(self._on_download_finished)
         self.downloads.failed.connect(self._on_download_failed)
         self.downloads.stopped.connect(self._on_download_stopped)
+
+        # the editor keeps counting while the page is open: reload its numbers now and then
+        self._stats_timer = QTimer(self)
+        self._stats_timer.setInterval(STATS_REFRESH_MS)
+        self._stats_timer.timeout.connect(self.refresh_stats)
 
         self._build_ui()
         self._populate_filters()
@@ -573,9 +587,14 @@ class ModelsPage(QWidget):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         # the CLI or the editor may have changed things while the page was hidden
-        if not self._scan_pending and not self.downloads.running_ids():
+        if not self._scan_pending:
             self.refresh()
             self.refresh_stats()
+        self._stats_timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self._stats_timer.stop()
 
     # ================================================================ internals
 

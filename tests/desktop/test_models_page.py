@@ -36,6 +36,7 @@ from desktop.models.catalog_model import (
     IdRole,
     ProgressRole,
     RolesRole,
+    SortRole,
 )
 from desktop.models_page import ModelsPage
 from desktop.tasks import TaskRunner
@@ -194,6 +195,12 @@ def test_filter_by_family_role_and_text(qtbot, make_page, catalog):
     page.role_combo.setCurrentIndex(0)
     assert len(_visible_ids(page)) == all_rows
 
+    # sorting by size is numeric (GB after MB), not by the text
+    page.view.sortByColumn(Column.SIZE, Qt.SortOrder.AscendingOrder)
+    proxy = page.proxy
+    keys = [proxy.index(r, Column.SIZE).data(SortRole) for r in range(proxy.rowCount())]
+    assert keys == sorted(keys) and keys[0] < keys[-1]
+
 
 # ----------------------------------------------------------------------------- downloads
 
@@ -223,6 +230,7 @@ def test_download_shows_rising_progress_then_installed(qtbot, hub, make_page, st
     qtbot.waitUntil(lambda: 0 < page.progress_bar.value() < 100, timeout=10_000)
     assert page.pause_button.isVisible() and page.cancel_button.isVisible()
     assert "%" in page.table_model.status_text(TEST_ID)
+    assert not page.grab().isNull()  # paints the in-table progress bar (ProgressDelegate)
     assert "/s" in page.progress_label.text()  # speed (and ETA) next to the bar
     with qtbot.waitSignal(page.modelsChanged, timeout=20_000):
         pass
