@@ -329,6 +329,7 @@ class ProgressMeter:
         self._detail = detail
         self._last_emit = 0.0
         self._window: list[tuple[float, int]] = []
+        self._started: tuple[float, int] | None = None
         self.rate: float | None = None
 
     def update(self, done: int, *, force: bool = False) -> None:
@@ -339,6 +340,11 @@ class ProgressMeter:
         t0, d0 = self._window[0]
         if now - t0 > 0.2:
             self.rate = max(0.0, (done - d0) / (now - t0))
+        elif force and self._started is not None and now - self._started[0] > 0:
+            # a short transfer: the average since the start is the best estimate
+            self.rate = max(0.0, (done - self._started[1]) / (now - self._started[0]))
+        if self._started is None:
+            self._started = (now, done)
         if self._cb is None or (not force and now - self._last_emit < self._interval):
             return
         self._last_emit = now
@@ -358,6 +364,7 @@ class ProgressMeter:
 
     def restart(self) -> None:
         self._window.clear()
+        self._started = None
 
 
 #: bytes per socket read for downloads (huggingface_hub's HTTP/1.1 stack reads 64 KiB)

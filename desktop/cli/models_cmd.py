@@ -65,27 +65,48 @@ def _fit_functions() -> tuple[Callable[..., Any], Callable[..., Any], Any] | Non
 _Fitters = tuple[Callable[..., Any], Callable[..., Any], Any]
 
 
+def _header(model: InstalledModel | None) -> Any:
+    """The installed file's GGUF header, or None (not installed, unreadable)."""
+    if model is None:
+        return None
+    try:
+        from engine.gguf_info import read_gguf_info
+
+        return read_gguf_info(model.path)
+    except Exception:
+        return None
+
+
 def _fit(
-    entry: CatalogEntry | None, model: InstalledModel | None, fitters: _Fitters | None
+    entry: CatalogEntry | None, model: InstalledModel | None, info: Any, fitters: _Fitters | None
 ) -> dict[str, Any] | None:
+    """The verdict from the real file when installed, else from the catalog's numbers."""
     if fitters is None:
         return None
     fit_entry, fit_file, hw = fitters
     try:
-        if entry is not None:
-            verdict = fit_entry(entry, hw)
-        elif model is not None:
-            from engine.gguf_info import read_gguf_info
+        if model is not None and info is not None:
             from engine.hardware import DEFAULT_N_CTX
 
-            info = read_gguf_info(model.path)
             ctx = min(info.context_length or DEFAULT_N_CTX, DEFAULT_N_CTX)
             verdict = fit_file(info, model.size_bytes, hw, ctx)
+        elif entry is not None:
+            verdict = fit_entry(entry, hw)
         else:
             return None
     except Exception:
         return None
     return asdict(verdict)
+
+
+def _roles_from_header(info: Any) -> list[str]:
+    """Roles of a model outside the catalog: chat if it has a chat template, completion if FIM."""
+    if info is None:
+        return ["chat"]
+    roles = ["chat"] if info.chat_template else []
+    if info.has_fim:
+        roles.append("completion")
+    return roles or ["chat"]
 
 
 def rows(store: ModelStore, *, with_fit: bool = True) -> list[dict[str, Any]]:
@@ -120,6 +141,7 @@ def _row(
 ) -> dict[str, Any]:
     status = "installed" if model else "partial" if partial else "available"
     where = model or partial
+    info = _header(model)
     size = (
         model.size_bytes
         if model
@@ -142,7 +164,7 @@ def _row(
         "id": model_id,
         "name": name,
         "family": entry.family if entry else (model.family if model else None),
-        "roles": list(entry.roles) if entry else ["chat"],
+        "roles": list(entry.roles) if entry else _roles_from_header(info),
         "installed": model is not None,
         "path": str(model.path) if model else None,
         "size_bytes": size,
@@ -158,7 +180,7 @@ def _row(
         "context_length": entry.context_length if entry else None,
         "license": entry.license if entry else None,
         "description": entry.description if entry else None,
-        "fit": _fit(entry, model, fitters),
+        "fit": _fit(entry, model, info, fitters),
     }
 
 
