@@ -258,6 +258,10 @@ def run(args: argparse.Namespace) -> int:
         raise HanlinError("--max-tokens must be a positive number")
     if args.ctx is not None and args.ctx < 64:
         raise HanlinError("--ctx must be at least 64 tokens")
+    if args.prompt is None and args.model_id and any(c.isspace() for c in args.model_id):
+        # `hanlin chat "Explain the GIL"`: ids never contain spaces, so this is a prompt
+        # for the default chat model.
+        args.model_id, args.prompt = None, args.model_id
     resolved = _resolve(args.model_id)
     sampling = _sampling(resolved, args)
     model = _load(resolved, args)

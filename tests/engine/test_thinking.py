@@ -259,7 +259,7 @@ def test_real_model_thinking_is_streamed_apart_and_not_fed_back(smollm2_path: Pa
     from engine.runtime import LoadOptions, load_model
 
     with load_model(
-        smollm2_path, family="deepseek-r1-distill", options=LoadOptions(n_ctx=1024, threads=2)
+        smollm2_path, family="deepseek-r1-distill", options=LoadOptions(n_ctx=1024, threads=1)
     ) as model:
         model.info = dataclasses.replace(model.info, chat_template=R1_TEMPLATE)
         session = ChatSession(model, max_tokens=12)

@@ -1,0 +1,209 @@
+"""`hanlin chat` and `hanlin doctor` as real subprocesses on the real SmolLM2 model.
+
+Checks what a user sees: the answer on stdout, statistics on stderr, Ctrl-C
+stopping an answer without ending the program, and errors as one line with a
+non-zero exit and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ["--max-tokens", "12", "--ctx", "512", "--temperature", "0"]
+
+
+def hanlin(*args: str, home: Path, stdin: str | None = None, timeout: float = 300):
+    env = {**os.environ, "HANLIN_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "desktop.cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("hanlin: error: ")
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.mark.slow
+def test_one_shot_chat_streams_the_answer(smollm2_path: Path, hanlin_home: Path) -> None:
+    result = hanlin(
+        "chat", str(smollm2_path), "What is the capital of France?", *FAST, home=hanlin_home
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert "Traceback" not in result.stderr
+    assert "tok/s" in result.stderr and "TTFT" in result.stderr
+    assert "on CPU" in result.stderr
+    # llama.cpp's own log stays out of both streams (it goes to the log file).
+    assert "llama_model_loader" not in result.stdout + result.stderr
+    assert (hanlin_home / "logs" / "llama.log").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_interactive_multi_turn_from_stdin(smollm2_path: Path, hanlin_home: Path) -> None:
+    result = hanlin(
+        "chat",
+        str(smollm2_path),
+        *FAST,
+        home=hanlin_home,
+        stdin="Hi!\n/stats\nWhat is 2+2?\n/bye\n",
+    )
+    assert result.returncode == 0, result.stderr
+    stats = [line for line in result.stderr.splitlines() if "tok/s" in line]
+    assert len(stats) == 3  # two replies and /stats
+    # the second turn re-used the first turn's KV cache
+    assert "(0 cached)" in stats[0] and "(0 cached)" not in stats[2]
+
+
+@pytest.mark.slow
+def test_default_chat_model_from_settings(smollm2_path: Path, hanlin_home: Path) -> None:
+    config = hanlin_home / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "settings.toml").write_text(f'chat_model = "{smollm2_path}"\n')
+    result = hanlin("chat", "Say hello to me", *FAST, home=hanlin_home)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() and "tok/s" in result.stderr
+
+
+def _reader(stream, sink: list[str]) -> threading.Thread:  # type: ignore[no-untyped-def]
+    def pump() -> None:
+        for chunk in iter(lambda: stream.read(1), ""):
+            sink.append(chunk)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_answer_not_the_program(smollm2_path: Path, hanlin_home: Path) -> None:
+    env = {**os.environ, "HANLIN_HOME": str(hanlin_home), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "desktop.cli.main",
+            "chat",
+            str(smollm2_path),
+            "--max-tokens",
+            "400",
+            "--ctx",
+            "1024",
+            "--temperature",
+            "0",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+    out: list[str] = []
+    err: list[str] = []
+    threads = [_reader(proc.stdout, out), _reader(proc.stderr, err)]
+    try:
+        assert _wait_for(lambda: "Type a message" in "".join(err), 120), "".join(err)
+        proc.stdin.write("Write a very long story about a dragon and a knight.\n")
+        proc.stdin.flush()
+        assert _wait_for(lambda: len("".join(out).split()) >= 3, 120), "no answer streamed"
+        proc.send_signal(signal.SIGINT)
+        assert _wait_for(lambda: "stopped" in "".join(err), 60), "".join(err)
+        stats = next(line for line in "".join(err).splitlines() if "tok/s" in line)
+        assert int(stats.strip("[").split()[0]) < 400  # it really stopped early
+        assert proc.poll() is None  # ... and the program is still running
+        # The program still answers commands; then Ctrl-C twice at the prompt leaves.
+        proc.stdin.write("/stats\n")
+        proc.stdin.flush()
+        assert _wait_for(lambda: "".join(err).count("tok/s") >= 2, 60), "".join(err)
+        proc.send_signal(signal.SIGINT)
+        assert _wait_for(lambda: "Ctrl-C again" in "".join(err), 30), "".join(err)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for t in threads:
+            t.join(timeout=5)
+    assert "Traceback" not in "".join(err)
+
+
+def test_random_bytes_file_is_a_one_line_error(tmp_path: Path, hanlin_home: Path) -> None:
+    bad = tmp_path / "random.gguf"
+    bad.write_bytes(os.urandom(2048))
+    assert_one_line_error(hanlin("chat", str(bad), "hi", home=hanlin_home), str(bad), "not a GGUF")
+
+
+def test_truncated_model_is_a_one_line_error(
+    tmp_path: Path, hanlin_home: Path, smollm2_path: Path
+) -> None:
+    cut = tmp_path / "cut.gguf"
+    with smollm2_path.open("rb") as src:
+        cut.write_bytes(src.read(smollm2_path.stat().st_size // 2))
+    assert_one_line_error(hanlin("chat", str(cut), "hi", home=hanlin_home), "truncated")
+
+
+def test_unknown_model_id_is_a_one_line_error(hanlin_home: Path) -> None:
+    result = hanlin("chat", "no-such-model", "hi", home=hanlin_home)
+    assert_one_line_error(result, "no-such-model")
+    assert result.returncode == 2
+
+
+def test_no_default_model_says_what_to_do(hanlin_home: Path) -> None:
+    result = hanlin("chat", home=hanlin_home)
+    assert_one_line_error(result, "hanlin models")
+
+
+def test_doctor(hanlin_home: Path) -> None:
+    result = hanlin("doctor", home=hanlin_home, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for label in ("CPU:", "RAM:", "GPU:", "llama.cpp:", "Models:"):
+        assert label in result.stdout
+    assert "CPU-only" in result.stdout  # this machine's llama.cpp build
+    assert "qwen3-4b-q4km" in result.stdout
+
+
+def test_doctor_json(hanlin_home: Path) -> None:
+    result = hanlin("doctor", "--json", home=hanlin_home, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    hw = report["hardware"]
+    assert hw["backend"] == "cpu" and hw["ram_total"] > 0 and hw["physical_cores"] >= 1
+    assert report["versions"]["llama_cpp_python"]
+    assert report["models"] and all(
+        m["fit"] in ("fits", "tight", "wont_fit") for m in report["models"]
+    )
+    assert {"id", "reason", "need_bytes", "installed"} <= set(report["models"][0])
+    assert report["paths"]["models"].startswith(str(hanlin_home))
