@@ -250,3 +250,69 @@ def test_progress_bar_on_a_terminal(fake_hub: FakeHub) -> None:
     assert proc.returncode == 0, err
     assert err.count("\r[") >= 2  # the bar is redrawn in place
     assert "█" in err and "ETA" in err and "/s" in err
+
+
+class _ForwardProxy:
+    """A minimal plain-HTTP forward proxy that records what went through it."""
+
+    def __init__(self) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        seen: list[str] = []
+        self.seen = seen
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                seen.append(f"{self.command} {self.path}")
+                url = urlsplit(self.path)
+                upstream = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"}
+                path = url.path + (f"?{url.query}" if url.query else "")
+                upstream.request(self.command, path, headers=headers)
+                resp = upstream.getresponse()
+                self.send_response(resp.status)
+                for key, value in resp.getheaders():
+                    if key.lower() not in ("connection", "transfer-encoding"):
+                        self.send_header(key, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    while chunk := resp.read(256 * 1024):
+                        self.wfile.write(chunk)
+                upstream.close()
+
+            do_GET = do_HEAD = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.slow
+def test_pull_goes_through_the_proxy_from_the_environment(
+    served: HubFile, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = _ForwardProxy()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "")
+        monkeypatch.delenv("no_proxy", raising=False)
+        result = hanlin("models", "pull", MODEL_ID)
+    finally:
+        proxy.close()
+    assert result.returncode == 0, result.stderr
+    assert any(s.startswith("HEAD ") and "/resolve/main/" in s for s in proxy.seen)
+    assert any(s.startswith("GET ") and "/blobs/" in s for s in proxy.seen)
+    assert listing()[MODEL_ID]["installed"] is True
