@@ -44,6 +44,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -123,7 +124,7 @@ class Catalog:
         self.files = files
         self._by_id = {e.id: e for e in entries}
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[CatalogEntry]:
         return iter(self.entries)
 
     def __len__(self) -> int:
