@@ -29,7 +29,7 @@ import errno
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -539,7 +539,7 @@ def _content_range_start(value: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _total_from_headers(headers, done: int) -> int | None:  # type: ignore[no-untyped-def]
+def _total_from_headers(headers: Mapping[str, str], done: int) -> int | None:
     content_range = headers.get("Content-Range") or ""
     match = re.match(r"bytes \d+-\d+/(\d+)", content_range)
     if match:
