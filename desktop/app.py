@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
@@ -158,6 +160,31 @@ def app_icon() -> QIcon:
     return icon
 
 
+class DeferredStore:
+    """The `ModelStore`, built on first use.
+
+    `engine.store` pulls in the HTTP stack for downloads; importing it when the chat
+    first lists models (on a worker thread) rather than before the window shows keeps
+    start-up light. Attribute access is forwarded to the real store.
+    """
+
+    def __init__(self, catalog: Any) -> None:
+        self._catalog = catalog
+        self._store: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        with self._lock:
+            if self._store is None:
+                from engine.store import ModelStore
+
+                self._store = ModelStore(catalog=self._catalog)
+            return self._store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+
 class _SchemeFollower(QObject):
     """Re-applies the theme when the system switches light/dark (mode "system" only)."""
 
@@ -204,12 +231,11 @@ def build_window(app: QApplication) -> QObject:
     from desktop.tasks import TaskRunner
     from engine.catalog import load_catalog
     from engine.history import History
-    from engine.store import ModelStore
 
     mode = theme_mode()
     dark = apply_theme(mode, app)
     catalog = load_catalog()
-    store = ModelStore(catalog=catalog)
+    store = DeferredStore(catalog)
     history = History()
     runner = TaskRunner(app)
     window = MainWindow(history, runner, store, catalog)

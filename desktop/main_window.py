@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.chat.controller import ChatController, ChatStatus
+from desktop.chat.markdown import warm_up as warm_up_markdown
 from desktop.chat.models import IdRole
 from desktop.chat.view import ChatView
 from desktop.errors import show_error_dialog
@@ -78,6 +79,8 @@ class MainWindow(QMainWindow):
         self.store = store
         self.catalog = catalog
         self.controller = ChatController(history, runner, store, parent=self)
+        self.controller.scan_models_async()
+        runner.submit(lambda _c, _p: warm_up_markdown())
         self.chat_view = ChatView(self.controller, self)
         self.models_page: QWidget | None = None
         self._closed = False

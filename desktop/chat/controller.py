@@ -108,6 +108,7 @@ class ChatController(QObject):
         self.current_id: int | None = None
         self.status = ChatStatus()
         self._models: list[ModelChoice] | None = None
+        self._scan: TaskHandle[list[ModelChoice]] | None = None
         self._pending: dict[str, Any] = {}  # per-conversation choices made before one exists
         self._handle: TaskHandle[GenerationOutcome] | None = None
         self._streaming_id: int | None = None
@@ -119,10 +120,42 @@ class ChatController(QObject):
     # -- models -----------------------------------------------------------------------
 
     def available_models(self) -> list[ModelChoice]:
-        """Installed models with the chat role (imports count: they may chat)."""
+        """Installed models with the chat role (imports count: they may chat).
+
+        Empty while a `scan_models_async()` is under way (the picker says so).
+        """
         if self._models is None:
+            if self._scan is not None:
+                return []
             self._models = self._scan_models()
         return self._models
+
+    @property
+    def models_ready(self) -> bool:
+        return self._models is not None
+
+    def scan_models_async(self) -> None:
+        """Read the installed models on the runner (start-up: the store's imports and
+        manifest read stay off the GUI thread); `modelsChanged` fires when done."""
+
+        def done(models: list[ModelChoice]) -> None:
+            self._scan = None
+            self._models = models
+            self.modelsChanged.emit()
+            self.conversationSettingsChanged.emit()
+
+        def failed(exc: BaseException) -> None:
+            self._scan = None
+            self._models = []
+            self.modelsChanged.emit()
+            self.errorRaised.emit(exc)
+
+        self._scan = self.runner.submit(
+            lambda _cancel, _progress: self._scan_models(),
+            on_done=done,
+            on_error=failed,
+            key="scan-models",
+        )
 
     def _scan_models(self) -> list[ModelChoice]:
         choices = []
@@ -148,6 +181,7 @@ class ChatController(QObject):
     def reload_models(self) -> None:
         """The installed set changed (Models page): rescan and tell the picker."""
         self._models = None
+        self._scan = None
         self.available_models()
         self.modelsChanged.emit()
         self.conversationSettingsChanged.emit()
@@ -207,10 +241,8 @@ class ChatController(QObject):
             self.open_conversation(conv.id)
             return conv.id
         model = self.current_model()
-        conv = self.history.create(
-            model_id=model.id if model else None,
-            thinking=self.conversation_thinking(),
-        )
+        # a new conversation keeps the model but starts with thinking on and no system prompt
+        conv = self.history.create(model_id=model.id if model else None)
         self.conversations.refresh()
         self.open_conversation(conv.id)
         return conv.id

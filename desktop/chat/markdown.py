@@ -17,13 +17,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from functools import lru_cache
-
-from markdown_it import MarkdownIt
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import get_lexer_by_name, guess_lexer
-from pygments.lexers.special import TextLexer
-from pygments.util import ClassNotFound
+from typing import Any
 
 COPY_SCHEME = "copy:"
 
@@ -34,14 +28,24 @@ class RenderedMarkdown:
     code_blocks: list[str] = field(default_factory=list)
 
 
+# pygments and markdown-it are imported on first use: a window with no answer to
+# show yet (the usual start-up) never pays for them.
+
+
 @lru_cache(maxsize=2)
-def _formatter(dark: bool) -> HtmlFormatter:
+def _formatter(dark: bool) -> Any:
+    from pygments.formatters import HtmlFormatter
+
     style = "monokai" if dark else "friendly"
     return HtmlFormatter(noclasses=True, nowrap=True, style=style)
 
 
 @lru_cache(maxsize=64)
-def _lexer(lang: str):
+def _lexer(lang: str) -> Any:
+    from pygments.lexers import get_lexer_by_name
+    from pygments.lexers.special import TextLexer
+    from pygments.util import ClassNotFound
+
     try:
         return get_lexer_by_name(lang, stripnl=False)
     except ClassNotFound:
@@ -49,6 +53,11 @@ def _lexer(lang: str):
 
 
 def _highlight(code: str, lang: str, dark: bool) -> str:
+    from pygments import highlight
+    from pygments.lexers import guess_lexer
+    from pygments.lexers.special import TextLexer
+    from pygments.util import ClassNotFound
+
     if lang:
         lexer = _lexer(lang.lower())
     else:
@@ -64,8 +73,19 @@ class MarkdownRenderer:
 
     def __init__(self, *, dark: bool = False) -> None:
         self.dark = dark
-        self._md = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True})
-        self._md.enable(["table", "strikethrough"])
+        self._md_instance: Any = None
+
+    @property
+    def _md(self) -> Any:
+        if self._md_instance is None:
+            self._md_instance = self._build()
+        return self._md_instance
+
+    def _build(self) -> Any:
+        from markdown_it import MarkdownIt
+
+        md = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True})
+        md.enable(["table", "strikethrough"])
 
         # markdown-it binds render rules to its renderer: wrap ours in plain functions
         def fence(_renderer, tokens, idx, options, env) -> str:
@@ -74,11 +94,14 @@ class MarkdownRenderer:
         def code_inline(_renderer, tokens, idx, options, env) -> str:
             return self._code_inline(tokens, idx, options, env)
 
-        self._md.add_render_rule("fence", fence)
-        self._md.add_render_rule("code_block", fence)
-        self._md.add_render_rule("code_inline", code_inline)
+        md.add_render_rule("fence", fence)
+        md.add_render_rule("code_block", fence)
+        md.add_render_rule("code_inline", code_inline)
+        return md
 
     def render(self, text: str) -> RenderedMarkdown:
+        if not text:
+            return RenderedMarkdown("")
         env: dict[str, list[str]] = {"blocks": []}
         out = self._md.render(text, env)
         return RenderedMarkdown(out, env["blocks"])
@@ -111,6 +134,15 @@ class MarkdownRenderer:
         bg = "#3a3b35" if self.dark else "#eff1f3"
         text = html.escape(tokens[idx].content)
         return f'<code style="background:{bg};">&nbsp;{text}&nbsp;</code>'
+
+
+def warm_up() -> None:
+    """Import markdown-it and pygments and fill their caches (call it off the GUI thread).
+
+    The first answer would otherwise pay ~0.2 s of imports on the GUI thread.
+    """
+    MarkdownRenderer().render("*a* `b`\n\n```python\nx = 1\n```\n")
+    MarkdownRenderer(dark=True).render("```python\nx = 1\n```\n")
 
 
 def plain_to_html(text: str) -> str:

@@ -360,6 +360,7 @@ class ChatView(QWidget):
         for row in self.controller.messages.rows():
             w = self._make(row)
             self._list.insertWidget(self._list.count() - 1, w)
+            w.show()
             self._widgets.append(w)
         self._refresh_last()
         self._stick_to_bottom = True
@@ -370,6 +371,7 @@ class ChatView(QWidget):
             w = self._make(self.controller.messages.row(i))
             # +1: the empty hint sits first in the layout
             self._list.insertWidget(i + 1, w)
+            w.show()
             self._widgets.insert(i, w)
         self._refresh_last()
         self._stick_to_bottom = True
@@ -398,7 +400,7 @@ class ChatView(QWidget):
             self.empty_label.setText(self._empty_text())
 
     def _empty_text(self) -> str:
-        if not self.controller.available_models():
+        if self.controller.models_ready and not self.controller.available_models():
             return (
                 "<h3>No chat model yet</h3>Open <b>Models</b> (Ctrl+2) to download one, "
                 "or import a GGUF file you already have."
@@ -453,7 +455,10 @@ class ChatView(QWidget):
         for m in models:
             self.model_picker.addItem(m.name if m.name == m.id else f"{m.name}  ({m.id})", m.id)
         if not models:
-            self.model_picker.addItem("No chat model installed", None)
+            waiting = not self.controller.models_ready
+            self.model_picker.addItem(
+                "Looking for models…" if waiting else "No chat model installed", None
+            )
         self.model_picker.blockSignals(False)
         self.refresh_conversation_settings()
         self._refresh_last()

@@ -245,3 +245,15 @@ def test_killed_writer_loses_at_most_the_uncommitted_tail(hanlin_home):
     assert answer.content.startswith("tok0 tok1 tok2 ") and not answer.complete
     assert len(answer.content.split()) > 30
     h.close()
+
+
+def test_ids_are_never_reused_after_truncation(history):
+    """A stopped answer's late write must not land in the message that replaced it."""
+    c = history.create()
+    history.append(c.id, "user", "q")
+    old = history.stream_assistant(c.id)
+    history.truncate_after(c.id, old.message_id, inclusive=True)
+    new = history.stream_assistant(c.id)
+    assert new.message_id != old.message_id
+    old.finish("late text from the stopped worker")
+    assert history.message(new.message_id).content == ""

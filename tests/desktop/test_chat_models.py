@@ -1,0 +1,146 @@
+"""The chat's list models (checked by pytest-qt's model tester) and the Markdown renderer.
+
+Also home of the shared fixtures of the chat tests (`chat_store`, `window`), which
+the other tests/desktop/test_chat_*.py and test_main_window.py import.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from desktop.chat.markdown import COPY_SCHEME, MarkdownRenderer
+from desktop.chat.models import (
+    ChatRow,
+    ContentRole,
+    ConversationListModel,
+    IdRole,
+    MessageListModel,
+    StreamingRole,
+    ThinkingRole,
+)
+from engine.history import History
+from engine.settings import ModelSettings, Settings, save_settings
+
+SMOL_ID = "smollm2"
+
+
+# -- shared fixtures ---------------------------------------------------------------------
+
+
+def install_smollm2(path: Path, model_id: str = SMOL_ID, family: str | None = None):
+    """Register the real SmolLM2 GGUF in this test's HANLIN_HOME."""
+    from engine.catalog import load_catalog
+    from engine.store import ModelStore
+
+    store = ModelStore(catalog=load_catalog())
+    store.import_file(path, model_id=model_id, family=family)
+    return store
+
+
+def short_answers(max_tokens: int = 12, *ids: str) -> None:
+    """Greedy, short answers so the real model's tests stay quick and repeatable."""
+    models = {
+        i: ModelSettings(max_tokens=max_tokens, temperature=0.0) for i in (ids or (SMOL_ID,))
+    }
+    save_settings(Settings(chat_model=(ids or (SMOL_ID,))[0], models=models))
+
+
+@pytest.fixture
+def chat_store(smollm2_path: Path):
+    short_answers()
+    return install_smollm2(smollm2_path)
+
+
+@pytest.fixture
+def window(qtbot, chat_store) -> Iterator:
+    from desktop.main_window import MainWindow
+    from desktop.tasks import TaskRunner
+    from engine.catalog import load_catalog
+
+    history = History()
+    win = MainWindow(history, TaskRunner(), chat_store, load_catalog())
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.controller.models_ready, timeout=20000)
+    yield win
+    win.shutdown(30000)
+    history.close()
+
+
+# -- model tester ------------------------------------------------------------------------
+
+
+def test_conversation_model_passes_model_tester(qtmodeltester):
+    history = History()
+    for title in ("alpha", "beta", "gamma"):
+        c = history.create(title)
+        history.append(c.id, "user", f"about {title}")
+    model = ConversationListModel(history)
+    qtmodeltester.check(model)
+    assert model.rowCount() == 3
+    assert model.data(model.index(0, 0)) == "gamma"  # most recent first
+    model.set_filter("beta")
+    qtmodeltester.check(model)
+    assert [model.data(model.index(i, 0)) for i in range(model.rowCount())] == ["beta"]
+    history.close()
+
+
+def test_conversation_model_renames_in_place(qtmodeltester, qtbot):
+    history = History()
+    c = history.create("old title")
+    model = ConversationListModel(history)
+    index = model.index(0, 0)
+    assert model.flags(index) & Qt.ItemFlag.ItemIsEditable
+    with qtbot.waitSignal(model.dataChanged):
+        assert model.setData(index, "new title")
+    assert history.get(c.id).title == "new title"
+    assert model.data(index, IdRole) == c.id
+    qtmodeltester.check(model)
+    history.close()
+
+
+def test_message_model_passes_model_tester_through_a_stream(qtmodeltester):
+    model = MessageListModel()
+    qtmodeltester.check(model)
+    model.append(ChatRow(1, "user", "hi"))
+    model.append(ChatRow(2, "assistant", "", complete=False, streaming=True))
+    for text in ("He", "Hello", "Hello there"):
+        model.update(2, content=text, thinking="hmm")
+    qtmodeltester.check(model)
+    idx = model.index(1, 0)
+    assert model.data(idx, ContentRole) == "Hello there"
+    assert model.data(idx, ThinkingRole) == "hmm"
+    assert model.data(idx, StreamingRole) is True
+    model.remove_from(1)
+    qtmodeltester.check(model)
+    assert model.rowCount() == 1
+
+
+# -- Markdown ----------------------------------------------------------------------------
+
+
+def test_markdown_renders_code_blocks_with_highlight_and_copy_links():
+    text = "Use **this**:\n\n```python\ndef f(x):\n    return x + 1\n```\n\nand `inline`.\n"
+    out = MarkdownRenderer().render(text)
+    assert "<strong>this</strong>" in out.html
+    assert out.code_blocks == ["def f(x):\n    return x + 1\n"]
+    assert f'href="{COPY_SCHEME}0"' in out.html
+    assert "<pre" in out.html and "style=" in out.html  # pygments inline colours
+    assert ">def</span>" in out.html  # the keyword got its own span
+    assert "inline" in out.html
+
+
+def test_markdown_unterminated_fence_while_streaming_and_escaping():
+    out = MarkdownRenderer(dark=True).render("Partial:\n```js\nlet a = '<b>'")
+    assert out.code_blocks == ["let a = '<b>'"]
+    assert "<b>'" not in out.html  # escaped, never raw HTML
+    raw = MarkdownRenderer().render("<script>alert(1)</script>")
+    assert "<script>" not in raw.html
