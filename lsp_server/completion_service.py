@@ -28,7 +28,6 @@ from engine.errors import Cancelled, HanlinError, ModelLoadError
 
 if TYPE_CHECKING:
     from engine.completion import CompletionEngine, CompletionRequest, CompletionResult
-
     from engine.runtime import LoadedModel, ModelHost
 
 __all__ = ["CompletionService", "LoadSpec", "ServiceState"]
@@ -85,6 +84,17 @@ class CompletionService:
     def template_name(self) -> str | None:
         loaded = self._loaded
         return loaded.engine.template.name if loaded is not None else None
+
+    @property
+    def gpu_fallback(self) -> str | None:
+        """Why the model runs on the CPU although a GPU was wanted (None if it did not)."""
+        loaded = self._loaded
+        return getattr(loaded.model, "gpu_fallback", None) if loaded is not None else None
+
+    @property
+    def backend(self) -> str | None:
+        loaded = self._loaded
+        return getattr(loaded.model, "backend", None) if loaded is not None else None
 
     @property
     def wanted(self) -> LoadSpec | None:
@@ -163,9 +173,8 @@ class CompletionService:
         self, spec: LoadSpec, token: CancelToken, on_progress: Callable[[Progress], None]
     ) -> _Loaded:
         from engine.completion import CompletionEngine
-        from engine.store import ModelStore
-
         from engine.runtime import LoadOptions, ModelHost
+        from engine.store import ModelStore
 
         on_progress(Progress(stage="resolve", detail=spec.model))
         installed = ModelStore().resolve(spec.model)

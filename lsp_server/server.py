@@ -236,6 +236,8 @@ class HanlinLanguageServer(LanguageServer):
             "state": service.state,
             "model": service.model_name or (service.wanted.model if service.wanted else None),
             "template": service.template_name,
+            "backend": service.backend,
+            "gpuFallback": service.gpu_fallback,
             "message": str(service.error) if service.error else None,
         }
         self.protocol.notify("hanlin/status", params)
@@ -344,10 +346,18 @@ class HanlinLanguageServer(LanguageServer):
             self.show_error(error)
         else:
             log.info(
-                "completion model ready: %s (template %s)",
+                "completion model ready: %s (template %s, %s)",
                 self.service.model_name,
                 self.service.template_name,
+                self.service.backend,
             )
+            if fallback := self.service.gpu_fallback:
+                # never silently slower: say why the GPU is not used
+                self.window_show_message(
+                    types.ShowMessageParams(
+                        type=types.MessageType.Warning, message=f"Hanlin: {fallback}"
+                    )
+                )
 
     async def poll_settings_forever(self) -> None:
         """Follow the desktop app's settings file and flush statistics, on a timer."""
