@@ -19,6 +19,8 @@ completion model changes, so the main window can refresh its model picker.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,7 @@ from desktop.models.filter_proxy import CatalogFilterProxy
 from desktop.models.format import human_bytes, human_eta, human_rate
 from desktop.models.stats_panel import CompletionStatsPanel
 from desktop.tasks import TaskRunner
+from engine import paths
 from engine.cancel import CancelToken, ProgressCallback
 from engine.errors import HanlinError, ModelFileError
 
@@ -88,6 +91,10 @@ class StoreSnapshot:
     chat_model: str | None
     completion_model: str | None
     verdicts: dict[str, Any] = field(default_factory=dict)
+    #: the models folder, the bytes its models and partial files take, and the disk's free bytes
+    models_dir: Path | None = None
+    used_bytes: int = 0
+    free_bytes: int | None = None
 
 
 def scan_store(store: Any, catalog_ids: set[str]) -> StoreSnapshot:
@@ -101,9 +108,33 @@ def scan_store(store: Any, catalog_ids: set[str]) -> StoreSnapshot:
     extras = [m for m in installed if m.id not in catalog_ids]
     if extras:
         verdicts = _fit_for_installed(extras)
+    folder = Path(getattr(store, "models_dir", None) or paths.models_dir())
+    used = sum(int(m.size_bytes or 0) for m in installed if _inside(Path(m.path), folder))
+    used += sum(int(p.bytes_done) for p in partials)
+    free = None
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(probe).free
     return StoreSnapshot(
-        installed, partials, settings.chat_model, settings.completion_model, verdicts
+        installed,
+        partials,
+        settings.chat_model,
+        settings.completion_model,
+        verdicts,
+        folder,
+        used,
+        free,
     )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def _fit_for_installed(models: list[Any]) -> dict[str, Any]:
@@ -291,9 +322,15 @@ class ModelsPage(QWidget):
         splitter.setStretchFactor(1, 1)
         outer.addWidget(splitter, 1)
 
+        footer = QHBoxLayout()
         self.chosen_label = QLabel(self)
         self.chosen_label.setObjectName("chosenModels")
-        outer.addWidget(self.chosen_label)
+        self.disk_label = QLabel(self)
+        self.disk_label.setObjectName("modelsDisk")
+        self.disk_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        footer.addWidget(self.chosen_label, 1)
+        footer.addWidget(self.disk_label)
+        outer.addLayout(footer)
         self._update_chosen_label()
         self._update_details()
 
@@ -624,6 +661,10 @@ class ModelsPage(QWidget):
         self._extra_verdicts = snap.verdicts
         self.table_model.set_verdicts({**snap.verdicts, **self._catalog_verdicts})
         self.table_model.set_chosen(snap.chat_model, snap.completion_model)
+        if snap.models_dir is not None:
+            free = f", {human_bytes(snap.free_bytes)} free" if snap.free_bytes is not None else ""
+            self.disk_label.setText(f"Models: {human_bytes(snap.used_bytes)}{free}")
+            self.disk_label.setToolTip(f"Downloaded models live in {snap.models_dir}")
         self._populate_filters()
         self._update_chosen_label()
         self._update_details()
@@ -738,6 +779,9 @@ class ModelsPage(QWidget):
                 actions.append(("Use for chat", lambda: self.use_for(model_id, "chat")))
             if "completion" in row.roles and completion != model_id:
                 actions.append(("Use for completion", lambda: self.use_for(model_id, "completion")))
+            if row.installed_path is not None:
+                folder = row.installed_path.parent
+                actions.append(("Show in folder", lambda: _open_folder(folder)))
             actions.append(("Delete…", lambda: self.delete(model_id)))
         out = []
         for text, slot in actions:
@@ -884,6 +928,12 @@ class ModelsPage(QWidget):
         ]
         parts += [p for p in (human_rate(dl.rate), human_eta(dl.eta)) if p]
         return " · ".join(parts)
+
+
+def _open_folder(folder: Path) -> None:
+    from PySide6.QtGui import QDesktopServices
+
+    QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
 
 def _local_files(urls: list[QUrl]) -> list[Path]:

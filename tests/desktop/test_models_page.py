@@ -244,6 +244,8 @@ def test_download_shows_rising_progress_then_installed(qtbot, hub, make_page, st
     span = row_updates[-1] - row_updates[0]
     assert 3 <= len(row_updates) <= span / 0.1 + 8
     assert [m.id for m in store.installed()] == [TEST_ID]
+    qtbot.waitUntil(lambda: "Models: 3.0 MB" in page.disk_label.text(), timeout=5000)
+    assert "free" in page.disk_label.text()
     assert (
         page.table_model.index(page.table_model.row_for(TEST_ID), Column.STATUS).data()
         == "Installed"
