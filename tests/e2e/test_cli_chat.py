@@ -207,3 +207,30 @@ def test_doctor_json(hanlin_home: Path) -> None:
     )
     assert {"id", "reason", "need_bytes", "installed"} <= set(report["models"][0])
     assert report["paths"]["models"].startswith(str(hanlin_home))
+
+
+@pytest.mark.slow
+def test_cli_says_when_the_gpu_load_fell_back_to_cpu(
+    smollm2_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In-process, with the GPU path mocked (no GPU here): the warning reaches the user."""
+    from desktop.cli.main import main
+    from engine import runtime
+    from engine.hardware import HardwareInfo, detect_hardware
+
+    fake = HardwareInfo(
+        **{**detect_hardware().to_dict(), "backend": "cuda", "gpu_offload_supported": True}
+    )
+    monkeypatch.setattr(runtime, "detect_hardware", lambda: fake)
+    real_construct = runtime._construct_llama
+
+    def construct(path: Path, *, n_gpu_layers: int, **kwargs: object):  # type: ignore[no-untyped-def]
+        if n_gpu_layers != 0:
+            raise runtime._LoadFailure("CUDA error: out of memory")
+        return real_construct(path, n_gpu_layers=n_gpu_layers, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runtime, "_construct_llama", construct)
+    assert main(["chat", str(smollm2_path), "Hi", *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "warning: loading on the GPU (cuda) failed: CUDA error: out of memory" in err
+    assert "running on the CPU instead" in err
