@@ -7,9 +7,10 @@ Use for chat, Use for completion), Import GGUF… and drag-and-drop of `.gguf`
 files, and the editor-completion numbers `hanlin-lsp` records.
 
 How it is built: the page owns no model state. `CatalogTableModel` holds the rows,
-`CatalogFilterProxy` filters them, `DownloadManager` runs pulls, and every engine
-call (scanning the store, detecting hardware, pulling, importing, removing,
-writing settings) goes through the `TaskRunner`, so the GUI thread never blocks.
+`CatalogFilterProxy` filters them, `ModelDetailsPane` shows the selected one,
+`DownloadManager` runs pulls, and every engine call (scanning the store and fit
+verdicts in `desktop.models.scan`, pulling, importing, removing, writing settings)
+goes through the `TaskRunner`, so the GUI thread never blocks.
 Errors show in an inline banner on the page (and through `desktop.errors` where
 that module offers a mapping), never as a crash; the page keeps working.
 
@@ -19,9 +20,6 @@ completion model changes, so the main window can refresh its model picker.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +37,12 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
-    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTableView,
@@ -58,7 +54,6 @@ from desktop.errors import ErrorBanner
 from desktop.models.catalog_model import (
     AVAILABLE,
     DOWNLOADING,
-    FIT_LABELS,
     INSTALLED,
     PARTIAL,
     CatalogTableModel,
@@ -66,104 +61,21 @@ from desktop.models.catalog_model import (
     IdRole,
 )
 from desktop.models.delegates import ProgressDelegate
+from desktop.models.details import ModelDetailsPane
 from desktop.models.downloads import CANCELLED, DownloadManager
 from desktop.models.filter_proxy import CatalogFilterProxy
-from desktop.models.format import human_bytes, human_eta, human_rate
+from desktop.models.format import human_bytes
+from desktop.models.scan import StoreSnapshot, fit_for_catalog, scan_store
 from desktop.models.stats_panel import CompletionStatsPanel
 from desktop.tasks import TaskRunner
-from engine import paths
 from engine.cancel import CancelToken, ProgressCallback
-from engine.errors import HanlinError, ModelFileError
+from engine.errors import ModelFileError
 
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
 #: how often the editor-completion numbers are re-read while the page is visible
 STATS_REFRESH_MS = 15_000
 #: what "Use for …" writes, per role
 _SETTING_FOR_ROLE = {"chat": "chat_model", "completion": "completion_model"}
-
-
-@dataclass(slots=True)
-class StoreSnapshot:
-    """What one scan of the store and the settings file found (built on a worker)."""
-
-    installed: list[Any]
-    partials: list[Any]
-    chat_model: str | None
-    completion_model: str | None
-    verdicts: dict[str, Any] = field(default_factory=dict)
-    #: the models folder, the bytes its models and partial files take, and the disk's free bytes
-    models_dir: Path | None = None
-    used_bytes: int = 0
-    free_bytes: int | None = None
-
-
-def scan_store(store: Any, catalog_ids: set[str]) -> StoreSnapshot:
-    """Installed models, partial downloads, chosen models, and fit of imports (worker)."""
-    from engine.settings import load_settings
-
-    installed = list(store.installed())
-    partials = list(store.partials())
-    settings = load_settings().settings
-    verdicts: dict[str, Any] = {}
-    extras = [m for m in installed if m.id not in catalog_ids]
-    if extras:
-        verdicts = _fit_for_installed(extras)
-    folder = Path(getattr(store, "models_dir", None) or paths.models_dir())
-    used = sum(int(m.size_bytes or 0) for m in installed if _inside(Path(m.path), folder))
-    used += sum(int(p.bytes_done) for p in partials)
-    free = None
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    with contextlib.suppress(OSError):
-        free = shutil.disk_usage(probe).free
-    return StoreSnapshot(
-        installed,
-        partials,
-        settings.chat_model,
-        settings.completion_model,
-        verdicts,
-        folder,
-        used,
-        free,
-    )
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except (ValueError, OSError):
-        return False
-    return True
-
-
-def _fit_for_installed(models: list[Any]) -> dict[str, Any]:
-    """Fit verdicts for installed models that have no catalog entry, from their GGUF header."""
-    from engine.gguf_info import read_gguf_info
-    from engine.hardware import DEFAULT_N_CTX, detect_hardware, fit_for_entry, fit_for_file
-
-    hw = detect_hardware()
-    out: dict[str, Any] = {}
-    for model in models:
-        entry = getattr(model, "catalog_entry", None)
-        try:
-            if entry is not None:
-                out[model.id] = fit_for_entry(entry, hw)
-                continue
-            info = read_gguf_info(Path(model.path))
-            n_ctx = min(info.context_length or DEFAULT_N_CTX, DEFAULT_N_CTX)
-            out[model.id] = fit_for_file(info, int(model.size_bytes), hw, n_ctx)
-        except HanlinError:
-            continue  # the row simply shows no verdict; loading it will explain the problem
-    return out
-
-
-def fit_for_catalog(entries: list[Any]) -> dict[str, Any]:
-    """Fit verdicts for every catalog entry on this machine (worker: detects hardware)."""
-    from engine.hardware import detect_hardware, fit_for_entry
-
-    hw = detect_hardware()
-    return {entry.id: fit_for_entry(entry, hw) for entry in entries}
 
 
 class ModelsPage(QWidget):
@@ -309,7 +221,26 @@ class ModelsPage(QWidget):
         lower = QWidget(splitter)
         lower_layout = QHBoxLayout(lower)
         lower_layout.setContentsMargins(0, 0, 0, 0)
-        self.details = self._build_details(lower)
+        self.details = ModelDetailsPane(lower)
+        d = self.details
+        # the pane's widgets, under the page's names (tests and the main window use them)
+        self.progress_bar, self.progress_label = d.progress_bar, d.progress_label
+        self.download_button, self.pause_button = d.download_button, d.pause_button
+        self.resume_button, self.cancel_button = d.resume_button, d.cancel_button
+        self.delete_button = d.delete_button
+        self.use_chat_button, self.use_completion_button = (
+            d.use_chat_button,
+            d.use_completion_button,
+        )
+        self.download_button.clicked.connect(lambda: self._act(self.download))
+        self.resume_button.clicked.connect(lambda: self._act(self.download))
+        self.pause_button.clicked.connect(lambda: self._act(self.pause))
+        self.cancel_button.clicked.connect(lambda: self._act(self.cancel_download))
+        self.delete_button.clicked.connect(lambda: self._act(self.delete))
+        self.use_chat_button.clicked.connect(lambda: self._act(lambda i: self.use_for(i, "chat")))
+        self.use_completion_button.clicked.connect(
+            lambda: self._act(lambda i: self.use_for(i, "completion"))
+        )
         lower_layout.addWidget(self.details, 1)
         self.stats_panel = CompletionStatsPanel(lower)
         lower_layout.addWidget(self.stats_panel)
@@ -333,80 +264,6 @@ class ModelsPage(QWidget):
         outer.addLayout(footer)
         self._update_chosen_label()
         self._update_details()
-
-    def _build_details(self, parent: QWidget) -> QFrame:
-        box = QFrame(parent)
-        box.setObjectName("modelDetails")
-        box.setFrameShape(QFrame.Shape.StyledPanel)
-        layout = QVBoxLayout(box)
-        layout.setSpacing(4)
-        self.title_label = QLabel(box)
-        self.title_label.setObjectName("modelTitle")
-        font = self.title_label.font()
-        font.setPointSizeF(font.pointSizeF() * 1.25)
-        font.setBold(True)
-        self.title_label.setFont(font)
-        self.title_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.description_label = QLabel(box)
-        self.description_label.setWordWrap(True)
-        self.facts_label = QLabel(box)
-        self.facts_label.setWordWrap(True)
-        self.location_label = QLabel(box)
-        self.location_label.setObjectName("modelLocation")
-        self.location_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.location_label.setEnabled(False)  # muted, still selectable
-        self.fit_label = QLabel(box)
-        self.fit_label.setWordWrap(True)
-        progress_row = QHBoxLayout()
-        self.progress_bar = QProgressBar(box)
-        self.progress_bar.setRange(0, 100)
-        self.progress_bar.setTextVisible(True)
-        self.progress_label = QLabel(box)
-        progress_row.addWidget(self.progress_bar, 1)
-        progress_row.addWidget(self.progress_label)
-
-        buttons = QHBoxLayout()
-        self.download_button = QPushButton("Download", box)
-        self.pause_button = QPushButton("Pause", box)
-        self.resume_button = QPushButton("Resume", box)
-        self.cancel_button = QPushButton("Cancel", box)
-        self.cancel_button.setToolTip("Stop and delete the partial download")
-        self.delete_button = QPushButton("Delete", box)
-        self.use_chat_button = QPushButton("Use for chat", box)
-        self.use_completion_button = QPushButton("Use for completion", box)
-        self.use_completion_button.setToolTip(
-            "The model hanlin-lsp uses for inline completion in your editor"
-        )
-        self.download_button.clicked.connect(lambda: self._act(self.download))
-        self.resume_button.clicked.connect(lambda: self._act(self.download))
-        self.pause_button.clicked.connect(lambda: self._act(self.pause))
-        self.cancel_button.clicked.connect(lambda: self._act(self.cancel_download))
-        self.delete_button.clicked.connect(lambda: self._act(self.delete))
-        self.use_chat_button.clicked.connect(lambda: self._act(lambda i: self.use_for(i, "chat")))
-        self.use_completion_button.clicked.connect(
-            lambda: self._act(lambda i: self.use_for(i, "completion"))
-        )
-        for button in (
-            self.download_button,
-            self.pause_button,
-            self.resume_button,
-            self.cancel_button,
-            self.delete_button,
-        ):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.use_chat_button)
-        buttons.addWidget(self.use_completion_button)
-
-        layout.addWidget(self.title_label)
-        layout.addWidget(self.description_label)
-        layout.addWidget(self.facts_label)
-        layout.addWidget(self.location_label)
-        layout.addWidget(self.fit_label)
-        layout.addLayout(progress_row)
-        layout.addStretch(1)
-        layout.addLayout(buttons)
-        return box
 
     def _populate_filters(self) -> None:
         current = self.family_combo.currentData()
@@ -805,129 +662,7 @@ class ModelsPage(QWidget):
         )
 
     def _update_details(self) -> None:
-        model_id = self.selected_id()
-        row = self.table_model.model_row(model_id) if model_id else None
-        buttons = (
-            self.download_button,
-            self.pause_button,
-            self.resume_button,
-            self.cancel_button,
-            self.delete_button,
-            self.use_chat_button,
-            self.use_completion_button,
-        )
-        if row is None:
-            self.title_label.setText("Select a model")
-            self.description_label.setText(
-                "Pick a row to download it, or import a .gguf file (drop it here)."
-            )
-            self.facts_label.clear()
-            self.location_label.clear()
-            self.fit_label.clear()
-            self.progress_bar.hide()
-            self.progress_label.clear()
-            for button in buttons:
-                button.hide()
-            return
-        status = self.table_model.status_of(row.id)
-        chat, completion = self.table_model.chosen()
-        self.title_label.setText(row.name)
-        self.description_label.setText(row.description)
-        facts = [row.family]
-        facts += [f for f in (row.parameters, row.quantization) if f]
-        size = self.table_model.index(self.table_model.row_for(row.id) or 0, Column.SIZE).data()
-        facts.append(size)
-        if row.context_length:
-            facts.append(f"{row.context_length:,} ctx")
-        facts.append("roles: " + ", ".join(row.roles))
-        if row.license:
-            facts.append(row.license)
-        where = (
-            str(row.installed_path)
-            if row.installed_path
-            else (f"{row.repo}/{row.file}" if row.repo else "")
-        )
-        self.facts_label.setText(" · ".join(facts))
-        self.location_label.setText(
-            f"On disk: {where}"
-            if row.installed_path
-            else (f"From the Hub: {where}" if where else "")
-        )
-        if row.fit_level:
-            color = {"fits": "#2e9d4f", "tight": "#c98a00", "wont_fit": "#d0453a"}.get(
-                row.fit_level, "inherit"
-            )
-            label = FIT_LABELS.get(row.fit_level, row.fit_level)
-            self.fit_label.setText(
-                f"<b style='color:{color}'>{label}</b> on this machine — {_escape(row.fit_reason)}"
-            )
-        else:
-            self.fit_label.setText("Checking what fits this machine…" if row.in_catalog else "")
-
-        progress = self.table_model.progress_of(row.id)
-        if progress is not None:
-            self.progress_bar.show()
-            self.progress_bar.setValue(progress)
-            self.progress_label.setText(self._progress_text(row.id))
-        else:
-            self.progress_bar.hide()
-            self.progress_label.clear()
-
-        dl = self.table_model.download(row.id)
-        stopping = dl is not None and dl.phase in ("pausing", "cancelling")
-        self.download_button.setVisible(status == AVAILABLE)
-        self.resume_button.setVisible(status == PARTIAL)
-        self.pause_button.setVisible(status == DOWNLOADING)
-        self.pause_button.setEnabled(not stopping)
-        self.cancel_button.setVisible(status in (DOWNLOADING, PARTIAL))
-        self.cancel_button.setEnabled(not stopping)
-        self.delete_button.setVisible(status == INSTALLED)
-        installed = status == INSTALLED
-        self._set_use_button(
-            self.use_chat_button, installed, "chat" in row.roles, chat == row.id, "chat"
-        )
-        self._set_use_button(
-            self.use_completion_button,
-            installed,
-            "completion" in row.roles,
-            completion == row.id,
-            "completion",
-        )
-
-    @staticmethod
-    def _set_use_button(
-        button: QPushButton, installed: bool, has_role: bool, chosen: bool, role: str
-    ) -> None:
-        button.setVisible(installed)
-        if chosen:
-            button.setText(f"✓ {role.capitalize()} model")
-            button.setEnabled(False)
-        else:
-            button.setText(f"Use for {role}")
-            button.setEnabled(installed)
-            if not has_role:
-                button.setToolTip(
-                    f"The catalog does not list this model for {role}; it may work poorly."
-                )
-
-    def _progress_text(self, model_id: str) -> str:
-        dl = self.table_model.download(model_id)
-        if dl is None:
-            row = self.table_model.model_row(model_id)
-            if row is None or row.partial_done is None:
-                return ""
-            total = row.partial_total or row.size_bytes
-            done = human_bytes(row.partial_done)
-            return f"{done} of {human_bytes(total)} downloaded" if total else f"{done} downloaded"
-        if dl.phase != "downloading":
-            return self.table_model.status_text(model_id)
-        parts = [
-            f"{human_bytes(dl.done)} of {human_bytes(dl.total)}"
-            if dl.total
-            else human_bytes(dl.done)
-        ]
-        parts += [p for p in (human_rate(dl.rate), human_eta(dl.eta)) if p]
-        return " · ".join(parts)
+        self.details.show_model(self.table_model, self.selected_id())
 
 
 def _open_folder(folder: Path) -> None:
