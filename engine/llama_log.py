@@ -38,7 +38,7 @@ __all__ = [
 _LEVEL_NAMES = {"debug": 1, "info": 2, "warning": 3, "error": 4}
 _CONT = 5
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: llama.cpp may log while we hold it
 _installed = False
 _callback: object | None = None  # keeps the ctypes callback alive for the process lifetime
 _sink_path: Path | None = None
@@ -57,25 +57,30 @@ def _target() -> TextIO | None:
 
 
 def _on_log(level: int, text: bytes | None, _user_data: ctypes.c_void_p) -> None:
-    global _last_level, _partial
     try:
-        if level == _CONT:
-            level = _last_level
-        else:
-            _last_level = level
-        message = (text or b"").decode("utf-8", errors="replace")
-        # Keep whole lines for error reports; llama.cpp sometimes logs a line in pieces.
-        joined = _partial + message
-        *lines, _partial = joined.split("\n")
-        _recent.extend(line for line in lines if line.strip())
-        if level >= _min_level or (_sink_file is not None and level >= 2):
-            out = _target()
-            if out is not None:
-                out.write(message)
-                if _sink_file is not None:
-                    out.flush()
+        with _lock:
+            _handle(level, text)
     except Exception:
         pass
+
+
+def _handle(level: int, text: bytes | None) -> None:
+    global _last_level, _partial
+    if level == _CONT:
+        level = _last_level
+    else:
+        _last_level = level
+    message = (text or b"").decode("utf-8", errors="replace")
+    # Keep whole lines for error reports; llama.cpp sometimes logs a line in pieces.
+    joined = _partial + message
+    *lines, _partial = joined.split("\n")
+    _recent.extend(line for line in lines if line.strip())
+    if level >= _min_level or (_sink_file is not None and level >= 2):
+        out = _target()
+        if out is not None:
+            out.write(message)
+            if _sink_file is not None:
+                out.flush()
 
 
 def route_llama_logs(path: Path | None = None, *, level: str = "warning") -> None:
