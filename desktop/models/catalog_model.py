@@ -132,6 +132,8 @@ class _NotedPartial:
     id: str
     bytes_done: int
     total: int | None
+    repo: str | None = None
+    file: str | None = None
 
 
 def row_from_entry(entry: Any) -> ModelRow:
@@ -186,6 +188,31 @@ def row_from_installed(model: Any) -> ModelRow:
         source=source,
         repo=getattr(model, "repo", None),
         file=getattr(model, "file", None),
+        in_catalog=False,
+    )
+
+
+def _hub_ref(partial: Any) -> str | None:
+    repo, file = getattr(partial, "repo", None), getattr(partial, "file", None)
+    return f"hf.co/{repo}/{file}" if repo and file else None
+
+
+def row_from_partial(partial: Any) -> ModelRow:
+    """A row for a partial Hub download that has no catalog entry (Resume continues it)."""
+    file = Path(partial.file)
+    return ModelRow(
+        id=partial.id,
+        name=file.stem,
+        family="unknown",
+        parameters="",
+        quantization="",
+        size_bytes=partial.total,
+        roles=("chat", "completion"),
+        license="",
+        description=f"Partly downloaded from the Hub: {partial.repo}/{partial.file}",
+        source="hub",
+        repo=partial.repo,
+        file=partial.file,
         in_catalog=False,
     )
 
@@ -340,7 +367,14 @@ class CatalogTableModel(QAbstractTableModel):
 
     def note_partial(self, model_id: str, done: float, total: float | None) -> None:
         """A download paused: show its partial file now, before the next store scan."""
-        self._partials[model_id] = _NotedPartial(model_id, int(done), int(total) if total else None)
+        row = self.model_row(model_id)
+        self._partials[model_id] = _NotedPartial(
+            model_id,
+            int(done),
+            int(total) if total else None,
+            row.repo if row is not None else None,
+            row.file if row is not None else None,
+        )
         self._rebuild()
 
     def note_no_partial(self, model_id: str) -> None:
@@ -378,7 +412,20 @@ class CatalogTableModel(QAbstractTableModel):
         base = list(self._catalog_rows)
         extras = sorted(mid for mid in self._installed if mid not in catalog_ids)
         base.extend(row_from_installed(self._installed[mid]) for mid in extras)
+        # partial pulls by Hub name (e.g. started with `hanlin models pull hf.co/...`)
+        listed = catalog_ids | set(extras)
+        hub_partials = sorted(
+            pid for pid, p in self._partials.items() if pid not in listed and _hub_ref(p)
+        )
+        base.extend(row_from_partial(self._partials[pid]) for pid in hub_partials)
         self._sync([self._decorate(r) for r in base])
+
+    def pull_ref(self, model_id: str) -> str:
+        """What to pass to `ModelStore.pull` for this row: its catalog id, else its Hub name."""
+        row = self.model_row(model_id)
+        if row is None or row.in_catalog or not (row.repo and row.file):
+            return model_id
+        return f"hf.co/{row.repo}/{row.file}"
 
     def _decorate(self, row: ModelRow) -> ModelRow:
         inst = self._installed.get(row.id)

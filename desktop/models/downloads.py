@@ -75,14 +75,19 @@ class DownloadManager(QObject):
 
     # ----- actions ------------------------------------------------------------------------
 
-    def start(self, model_id: str) -> None:
-        """Download a model, or resume its partial download. No-op if already running."""
+    def start(self, model_id: str, ref: str | None = None) -> None:
+        """Download a model, or resume its partial download. No-op if already running.
+
+        `ref` is what the store pulls (a catalog id or `hf.co/OWNER/REPO/FILE.gguf`);
+        by default the table's own idea of it for this row.
+        """
         if model_id in self._running:
             return
         store = self._store
+        target = ref or self._table.pull_ref(model_id)
 
         def pull(cancel: CancelToken, report: ProgressCallback) -> Any:
-            return store.pull(model_id, cancel=cancel, on_progress=report)
+            return store.pull(target, cancel=cancel, on_progress=report)
 
         handle = self._runner.submit(
             pull,

@@ -563,3 +563,30 @@ def test_keyboard_enter_downloads_and_delete_asks(qtbot, hub, make_page, store, 
     qtbot.keyClick(page.view, Qt.Key.Key_Delete)
     qtbot.waitUntil(lambda: _status(page, TEST_ID) == AVAILABLE, timeout=10_000)
     assert asked == ["Delete model"] and store.installed() == []
+
+
+def test_partial_pull_by_hub_name_is_listed_and_resumes(qtbot, hub, make_page, store):
+    """A `hanlin models pull hf.co/...` stopped part-way shows up and Resume finishes it."""
+    hub.add_file("someone/Other-GGUF", "other-model-q4_k_m.gguf", make_gguf(2_000_000))
+    ref = "hf.co/someone/Other-GGUF/other-model-q4_k_m.gguf"
+    hub.faults.rate = 2_000_000
+    token = CancelToken()
+
+    def stop_midway(progress) -> None:
+        if progress.total and progress.done >= 0.3 * progress.total:
+            token.cancel("stopped by the test")
+
+    with pytest.raises(Cancelled):
+        store.pull(ref, cancel=token, on_progress=stop_midway)
+    hub.faults.rate = None
+    [partial] = store.partials()
+
+    page = make_page()
+    assert _status(page, partial.id) == PARTIAL
+    row = page.table_model.model_row(partial.id)
+    assert row.name == "other-model-q4_k_m" and not row.in_catalog
+    assert page.table_model.pull_ref(partial.id) == ref
+    page.select_model(partial.id)
+    qtbot.mouseClick(page.resume_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _status(page, partial.id) == INSTALLED, timeout=20_000)
+    assert store.get(partial.id) is not None
