@@ -28,6 +28,7 @@ from PySide6.QtGui import (
     QAction,
     QDragEnterEvent,
     QDropEvent,
+    QFontMetrics,
     QHideEvent,
     QKeySequence,
     QShowEvent,
@@ -45,6 +46,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSplitter,
+    QStyle,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -65,7 +67,7 @@ from desktop.models.details import ModelDetailsPane
 from desktop.models.downloads import CANCELLED, DownloadManager
 from desktop.models.filter_proxy import CatalogFilterProxy
 from desktop.models.format import human_bytes
-from desktop.models.scan import StoreSnapshot, fit_for_catalog, scan_store
+from desktop.models.scan import StoreSnapshot, estimate_sizes, fit_for_catalog, scan_store
 from desktop.models.stats_panel import CompletionStatsPanel
 from desktop.tasks import TaskRunner
 from engine.cancel import CancelToken, ProgressCallback
@@ -210,12 +212,15 @@ class ModelsPage(QWidget):
             shortcut.triggered.connect(slot)
             self.view.addAction(shortcut)
         header = self.view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Interactive + resizeColumnsToContents() after each load: ResizeToContents would
+        # measure every cell again on every progress update
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(Column.STATUS, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(48)
         # "Used for" is also in the Status text ("Installed · chat"): keep the table narrow
         self.view.setColumnHidden(Column.USED_FOR, True)
         self.view.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self._fit_columns()
 
         # --- details + stats
         lower = QWidget(splitter)
@@ -498,18 +503,56 @@ class ModelsPage(QWidget):
             action(model_id)
 
     def _compute_fit(self) -> None:
+        """Estimated sizes (quick), then fit verdicts (detects the hardware): on workers."""
         entries = list(self._entries)
+
+        def sizes(cancel: CancelToken, report: ProgressCallback) -> dict[str, int]:
+            return estimate_sizes(entries)
 
         def fit(cancel: CancelToken, report: ProgressCallback) -> dict[str, Any]:
             return fit_for_catalog(entries)
 
         self._runner.submit(
+            sizes, on_done=self._apply_estimates, on_error=self.show_error, key="models:sizes"
+        )
+        self._runner.submit(
             fit, on_done=self._apply_catalog_verdicts, on_error=self.show_error, key="models:fit"
         )
+
+    def _apply_estimates(self, estimates: dict[str, int]) -> None:
+        self.table_model.set_estimates(estimates)
+        self._fit_columns()
+        self._update_details()
+
+    def _fit_columns(self) -> None:
+        """Size the columns to their text once per data load, not on every change.
+
+        Measured with font metrics here: QTableView.resizeColumnsToContents() asks the
+        style for every cell's size hint, which took a second under the app's stylesheet.
+        """
+        model = self.table_model
+        plain = self.view.fontMetrics()
+        bold_font = self.view.font()
+        bold_font.setBold(True)
+        bold = QFontMetrics(bold_font)
+        header = self.view.horizontalHeader()
+        header_metrics = header.fontMetrics()
+        padding = 2 * self.view.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 14
+        display = Qt.ItemDataRole.DisplayRole
+        for column in Column:
+            if column == Column.STATUS or self.view.isColumnHidden(column):
+                continue
+            title = str(model.headerData(column, Qt.Orientation.Horizontal, display) or "")
+            width = header_metrics.horizontalAdvance(title) + 24  # room for the sort arrow
+            for text, is_bold in model.column_texts(column):
+                metrics = bold if is_bold else plain
+                width = max(width, metrics.horizontalAdvance(text) + padding)
+            header.resizeSection(column, width)
 
     def _apply_catalog_verdicts(self, verdicts: dict[str, Any]) -> None:
         self._catalog_verdicts = verdicts
         self.table_model.set_verdicts({**self._extra_verdicts, **verdicts})
+        self._fit_columns()
         self._update_details()
 
     def _apply_snapshot(self, snap: StoreSnapshot) -> None:
@@ -524,6 +567,7 @@ class ModelsPage(QWidget):
             self.disk_label.setToolTip(f"Downloaded models live in {snap.models_dir}")
         self._populate_filters()
         self._update_chosen_label()
+        self._fit_columns()
         self._update_details()
         ids = {m.id for m in snap.installed}
         if self._installed_ids is not None and ids != self._installed_ids:

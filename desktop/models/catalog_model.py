@@ -65,6 +65,19 @@ SearchTextRole = Qt.ItemDataRole.UserRole + 7
 SortRole = Qt.ItemDataRole.UserRole + 8
 RowRole = Qt.ItemDataRole.UserRole + 9  # the ModelRow itself
 
+_N_COLUMNS = len(Column)
+_COLUMNS = tuple(Column)
+_HANDLED_ROLES = frozenset(
+    {
+        Qt.ItemDataRole.DisplayRole,
+        Qt.ItemDataRole.ToolTipRole,
+        Qt.ItemDataRole.ForegroundRole,
+        Qt.ItemDataRole.FontRole,
+        Qt.ItemDataRole.TextAlignmentRole,
+        *range(IdRole, RowRole + 1),
+    }
+)
+
 # Row statuses.
 AVAILABLE = "available"
 PARTIAL = "partial"
@@ -152,16 +165,7 @@ def row_from_entry(entry: Any) -> ModelRow:
         repo=entry.repo,
         file=entry.file,
         context_length=entry.context_length,
-        estimated_size=None if entry.size_bytes else _estimate(entry),
     )
-
-
-def _estimate(entry: Any) -> int | None:
-    try:
-        from engine.hardware import estimate_file_size
-    except ImportError:  # pragma: no cover - the runtime module is part of the app
-        return None
-    return estimate_file_size(entry.parameters or "", entry.quantization or "")
 
 
 def row_from_installed(model: Any) -> ModelRow:
@@ -228,6 +232,7 @@ class CatalogTableModel(QAbstractTableModel):
         self._installed: dict[str, Any] = {}
         self._partials: dict[str, Any] = {}
         self._verdicts: dict[str, Any] = {}
+        self._estimates: dict[str, int] = {}
         self._downloads: dict[str, DownloadState] = {}
         self._chat: str | None = None
         self._completion: str | None = None
@@ -238,7 +243,7 @@ class CatalogTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt signature
-        return 0 if parent.isValid() else len(Column)
+        return 0 if parent.isValid() else _N_COLUMNS
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
@@ -256,10 +261,14 @@ class CatalogTableModel(QAbstractTableModel):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self._rows) or index.column() >= len(Column):
+        # called thousands of times per paint (ResizeToContents asks every cell): be quick
+        if role not in _HANDLED_ROLES:
             return None
-        row = self._rows[index.row()]
-        col = Column(index.column())
+        r, c = index.row(), index.column()
+        if not (0 <= r < len(self._rows) and 0 <= c < _N_COLUMNS):
+            return None
+        row = self._rows[r]
+        col = _COLUMNS[c]
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(row, col)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -309,6 +318,15 @@ class CatalogTableModel(QAbstractTableModel):
     def model_row(self, model_id: str) -> ModelRow | None:
         i = self._index_of.get(model_id)
         return None if i is None else self._rows[i]
+
+    def column_texts(self, column: Column) -> list[tuple[str, bool]]:
+        """Each row's display text in `column` and whether it is bold (for sizing columns)."""
+        chosen = {self._chat, self._completion}
+        bold_columns = (Column.NAME, Column.STATUS, Column.USED_FOR)
+        return [
+            (self._display(r, column), column in bold_columns and r.id in chosen)
+            for r in self._rows
+        ]
 
     def ids(self) -> list[str]:
         return [r.id for r in self._rows]
@@ -382,6 +400,11 @@ class CatalogTableModel(QAbstractTableModel):
         if self._partials.pop(model_id, None) is not None:
             self._rebuild()
 
+    def set_estimates(self, estimates: dict[str, int]) -> None:
+        """Sizes estimated from parameters × bits per weight, for entries with no exact size."""
+        self._estimates = dict(estimates)
+        self._rebuild()
+
     def set_verdicts(self, verdicts: dict[str, Any]) -> None:
         self._verdicts = dict(verdicts)
         self._rebuild()
@@ -439,6 +462,7 @@ class CatalogTableModel(QAbstractTableModel):
             partial_total=part.total if part is not None else None,
             fit_level=getattr(verdict, "level", None),
             fit_reason=getattr(verdict, "reason", "") or "",
+            estimated_size=None if row.size_bytes else self._estimates.get(row.id),
         )
 
     def _sync(self, new_rows: Sequence[ModelRow]) -> None:

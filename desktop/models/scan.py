@@ -101,3 +101,17 @@ def fit_for_catalog(entries: list[Any]) -> dict[str, Any]:
 
     hw = detect_hardware()
     return {entry.id: fit_for_entry(entry, hw) for entry in entries}
+
+
+def estimate_sizes(entries: list[Any]) -> dict[str, int]:
+    """Download sizes estimated from parameters × bits per weight, for entries without one."""
+    from engine.hardware import estimate_file_size
+
+    out: dict[str, int] = {}
+    for entry in entries:
+        if entry.size_bytes:
+            continue
+        size = estimate_file_size(entry.parameters or "", entry.quantization or "")
+        if size:
+            out[entry.id] = size
+    return out
