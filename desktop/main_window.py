@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -41,8 +41,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.chat import markdown
 from desktop.chat.controller import ChatController, ChatStatus
-from desktop.chat.markdown import warm_up as warm_up_markdown
 from desktop.chat.models import IdRole
 from desktop.chat.view import ChatView
 from desktop.errors import show_error_dialog
@@ -78,9 +78,10 @@ class MainWindow(QMainWindow):
         self.runner = runner
         self.store = store
         self.catalog = catalog
-        self.controller = ChatController(history, runner, store, parent=self)
-        self.controller.scan_models_async()
-        runner.submit(lambda _c, _p: warm_up_markdown())
+        # the store is read and the Markdown renderer warmed up once the window is on
+        # screen (showEvent), on the runner: start-up only builds widgets
+        self.controller = ChatController(history, runner, store, scan_on_demand=False, parent=self)
+        self._background_started = False
         self.chat_view = ChatView(self.controller, self)
         self.models_page: QWidget | None = None
         self._closed = False
@@ -409,6 +410,29 @@ class MainWindow(QMainWindow):
         finished = self.runner.shutdown(timeout_ms)
         self.controller.host.close()
         return finished
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._background_started:
+            self._background_started = True
+            QTimer.singleShot(0, self.start_background_work)
+
+    def start_background_work(self) -> None:
+        """After the first show: list the installed models, warm the Markdown renderer."""
+        if self._closed:
+            return
+        self.controller.scan_models_async()
+        if not markdown.is_warm():
+            self.runner.submit(
+                lambda _cancel, _progress: markdown.warm_up(),
+                on_done=lambda _: self.chat_view.rerender(),
+                key="warm-markdown",
+            )
+
+    @property
+    def ready(self) -> bool:
+        """The model list is read and answers render as Markdown (tests, the probe)."""
+        return self.controller.models_ready and markdown.is_warm()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.shutdown()

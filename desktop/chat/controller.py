@@ -96,6 +96,7 @@ class ChatController(QObject):
         *,
         host: LazyModelHost | None = None,
         stream_interval_ms: int = 80,
+        scan_on_demand: bool = True,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -109,6 +110,8 @@ class ChatController(QObject):
         self.status = ChatStatus()
         self._models: list[ModelChoice] | None = None
         self._scan: TaskHandle[list[ModelChoice]] | None = None
+        #: False: never read the store on the GUI thread; wait for scan_models_async()
+        self._scan_on_demand = scan_on_demand
         self._pending: dict[str, Any] = {}  # per-conversation choices made before one exists
         self._handle: TaskHandle[GenerationOutcome] | None = None
         self._streaming_id: int | None = None
@@ -125,7 +128,7 @@ class ChatController(QObject):
         Empty while a `scan_models_async()` is under way (the picker says so).
         """
         if self._models is None:
-            if self._scan is not None:
+            if self._scan is not None or not self._scan_on_demand:
                 return []
             self._models = self._scan_models()
         return self._models
@@ -182,7 +185,7 @@ class ChatController(QObject):
         """The installed set changed (Models page): rescan and tell the picker."""
         self._models = None
         self._scan = None
-        self.available_models()
+        self._models = self._scan_models()
         self.modelsChanged.emit()
         self.conversationSettingsChanged.emit()
 

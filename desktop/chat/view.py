@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from desktop.chat.controller import ChatController, ChatStatus
 from desktop.chat.dialogs import ModelSettingsDialog, SystemPromptDialog
-from desktop.chat.markdown import COPY_SCHEME, MarkdownRenderer, plain_to_html
+from desktop.chat.markdown import COPY_SCHEME, MarkdownRenderer, is_warm, plain_to_html
 from desktop.chat.models import ChatRow
 from desktop.errors import ErrorBanner
 from engine.errors import HanlinError
@@ -120,7 +120,7 @@ class MessageWidget(QFrame):
         layout.addWidget(self.content)
         layout.addWidget(self.editor)
         layout.addLayout(self._edit_row)
-        self._rendered_key: tuple[str, bool] | None = None
+        self._rendered_key: tuple[str, bool] | None = None  # (text, shown as plain)
         self.set_row(row, is_last=False)
 
     def _tool(self, text: str, tip: str) -> QToolButton:
@@ -181,10 +181,12 @@ class MessageWidget(QFrame):
             self.thinking_toggle.hide()
             self.thinking_label.hide()
 
-        key = (row.content, user)
+        # answers show as plain text until the Markdown renderer is warm (start-up)
+        plain = user or not is_warm()
+        key = (row.content, plain)
         if key != self._rendered_key:
             self._rendered_key = key
-            if user:
+            if plain:
                 self.code_blocks = []
                 self.content.setText(plain_to_html(row.content))
             else:
@@ -508,6 +510,10 @@ class ChatView(QWidget):
         if dark == self.renderer.dark:
             return
         self.renderer = MarkdownRenderer(dark=dark)
+        self.rerender()
+
+    def rerender(self) -> None:
+        """Render every message again (theme change, Markdown renderer now warm)."""
         for w in self._widgets:
             w.set_renderer(self.renderer)
 

@@ -69,7 +69,7 @@ def window(qtbot, chat_store) -> Iterator:
     win = MainWindow(history, TaskRunner(), chat_store, load_catalog())
     qtbot.addWidget(win)
     win.show()
-    qtbot.waitUntil(lambda: win.controller.models_ready, timeout=20000)
+    qtbot.waitUntil(lambda: win.ready, timeout=20000)
     yield win
     win.shutdown(30000)
     history.close()

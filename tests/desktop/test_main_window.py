@@ -142,7 +142,10 @@ def test_no_model_installed_explains_what_to_do(qtbot, hanlin_home):
     history = History()
     win = MainWindow(history, TaskRunner(), ModelStore(catalog=load_catalog()), load_catalog())
     qtbot.addWidget(win)
-    qtbot.waitUntil(lambda: win.controller.models_ready, timeout=20000)
+    assert "Looking for models" in win.chat_view.model_picker.currentText()
+    win.show()
+    qtbot.waitUntil(lambda: win.ready, timeout=20000)
+    assert win.chat_view.model_picker.currentText() == "No chat model installed"
     assert "No chat model" in win.chat_view.empty_label.text()
     win.chat_view.composer.setPlainText("hello?")
     win.chat_view.send()
