@@ -10,6 +10,7 @@ completion statistics panel.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -21,7 +22,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
@@ -225,6 +226,11 @@ def test_download_shows_rising_progress_then_installed(qtbot, hub, make_page, st
             seen.append(page.progress_bar.value())
 
     model.dataChanged.connect(on_change)
+    # the GUI thread keeps answering while the transfer runs (a 10 ms timer's longest gap)
+    ticks: list[float] = [time.monotonic()]
+    heartbeat = QTimer(page)
+    heartbeat.timeout.connect(lambda: ticks.append(time.monotonic()))
+    heartbeat.start(10)
     qtbot.mouseClick(page.download_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: _status(page, TEST_ID) == DOWNLOADING, timeout=5000)
     qtbot.waitUntil(lambda: 0 < page.progress_bar.value() < 100, timeout=10_000)
@@ -243,6 +249,10 @@ def test_download_shows_rising_progress_then_installed(qtbot, hub, make_page, st
     # repainted on the 100 ms timer, not once per received chunk
     span = row_updates[-1] - row_updates[0]
     assert 3 <= len(row_updates) <= span / 0.1 + 8
+    heartbeat.stop()
+    worst = max(b - a for a, b in itertools.pairwise(ticks))
+    print(f"longest GUI-thread gap during the download: {worst * 1000:.0f} ms")
+    assert len(ticks) > 50 and worst < 1.0, "the download blocked the GUI thread"
     assert [m.id for m in store.installed()] == [TEST_ID]
     qtbot.waitUntil(lambda: "Models: 3.0 MB" in page.disk_label.text(), timeout=5000)
     assert "free" in page.disk_label.text()
