@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
         c.conversationOpened.connect(self._select_conversation)
         c.conversations.modelReset.connect(lambda: self._select_conversation(c.current_id or -1))
         c.generatingChanged.connect(self.stop_action.setEnabled)
+        c.conversationSettingsChanged.connect(lambda: self._show_status(c.status))
         if history.problem:
             self.chat_view.banner.show_warning(history.problem)
         latest = history.list()
@@ -361,8 +362,9 @@ class MainWindow(QMainWindow):
     # -- status ----------------------------------------------------------------------
 
     def _show_status(self, status: ChatStatus) -> None:
+        # the open conversation's model (the loaded one only differs until the next answer)
         model = self.controller.current_model()
-        model_id = status.model_id or (model.id if model else None)
+        model_id = model.id if model else status.model_id
         self.model_label.setText(model_id or "No model")
         if status.backend:
             name = _BACKENDS.get(status.backend.lower(), status.backend)

@@ -269,3 +269,62 @@ def test_event_loop_never_stalls_while_a_model_loads_and_generates(qtbot, window
         )
     assert outcome.content
     assert worst < 1000, f"the GUI thread was blocked for {worst:.0f} ms"
+
+
+def test_reasoning_stream_shows_a_thinking_block_then_the_answer(qtbot, window, monkeypatch):
+    """No reasoning model's weights are reachable here: the real SmolLM2 loads, and the
+    stream itself is a scripted Qwen3-style one (thinking events, then answer events)."""
+    import engine.chat as chat
+
+    def scripted(
+        model,
+        messages,
+        *,
+        sampling=None,
+        thinking=True,
+        max_tokens=None,
+        cancel=None,
+        on_event=None,
+    ):
+        assert all(m.thinking is None for m in messages)  # history never carries thinking
+        for word in ["The", " user", " greets", " me."]:
+            on_event(chat.StreamEvent("thinking", word))
+            time.sleep(0.15)
+        for word in ["Hello", "!", " How", " can", " I", " help?"]:
+            on_event(chat.StreamEvent("answer", word))
+            time.sleep(0.05)
+        stats = chat.GenerationStats(generated_tokens=10, ttft_s=0.1, tokens_per_s=50.0)
+        return chat.ChatReply("Hello! How can I help?", "The user greets me.", stats)
+
+    monkeypatch.setattr(chat, "stream_chat", scripted)
+    toggles: list[str] = []
+    window.controller.messages.dataChanged.connect(
+        lambda *_: toggles.append(window.chat_view.message_widgets()[-1].thinking_toggle.text())
+    )
+    outcome = send_and_wait(qtbot, window, "Hi")
+    assert any("Thinking…" in t for t in toggles)  # shown live while it thought
+    answer = window.chat_view.message_widgets()[1]
+    assert answer.thinking_toggle.text().startswith("▸ Thought for")
+    assert not answer.thinking_label.isVisibleTo(window)  # collapsed once done
+    assert answer.row.content == "Hello! How can I help?"
+    assert outcome.thinking_s is not None and outcome.thinking_s >= 0.4
+    stored = window.history.message(outcome.message_id)
+    assert stored.thinking == "The user greets me." and stored.content == "Hello! How can I help?"
+    turns = window.history.model_turns(stored.conversation_id)
+    assert all("greets me" not in text for _, text in turns)
+
+
+def test_closing_the_window_mid_answer_stops_waits_and_saves(qtbot, window):
+    short_answers(400)
+    c = window.controller
+    c.send("Write a very long story about a lighthouse keeper.")
+    qtbot.waitUntil(
+        lambda: c.messages.rowCount() == 2 and len(c.messages.row(1).content) > 10,
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+    mid = c.messages.row(1).id
+    window.close()  # cancels the answer and waits for the worker
+    assert window.runner.active_count() == 0
+    stored = History().message(mid)
+    assert stored.complete and stored.content
+    assert stored.stats is None or stored.stats.get("stop_reason") == "cancelled"
