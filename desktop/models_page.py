@@ -537,13 +537,13 @@ class ModelsPage(QWidget):
         bold = QFontMetrics(bold_font)
         header = self.view.horizontalHeader()
         header_metrics = header.fontMetrics()
-        padding = 2 * self.view.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 14
+        padding = 2 * self.view.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 8
         display = Qt.ItemDataRole.DisplayRole
         for column in Column:
             if column == Column.STATUS or self.view.isColumnHidden(column):
                 continue
             title = str(model.headerData(column, Qt.Orientation.Horizontal, display) or "")
-            width = header_metrics.horizontalAdvance(title) + 24  # room for the sort arrow
+            width = header_metrics.horizontalAdvance(title) + 14  # room for the sort arrow
             for text, is_bold in model.column_texts(column):
                 metrics = bold if is_bold else plain
                 width = max(width, metrics.horizontalAdvance(text) + padding)

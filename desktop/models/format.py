@@ -24,9 +24,14 @@ def human_bytes(n: float | None) -> str:
 
 
 def human_rate(bytes_per_s: float | None) -> str:
+    """Speed, short enough for a table cell: "40 MB/s", "3.1 MB/s", "850 KB/s"."""
     if not bytes_per_s or bytes_per_s <= 0:
         return ""
-    return f"{human_bytes(bytes_per_s)}/s"
+    text = human_bytes(bytes_per_s)
+    number, _, unit = text.partition(" ")
+    if "." in number and float(number) >= 10:
+        text = f"{float(number):.0f} {unit}"
+    return f"{text}/s"
 
 
 def human_eta(seconds: float | None) -> str:

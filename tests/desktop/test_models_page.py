@@ -600,3 +600,18 @@ def test_partial_pull_by_hub_name_is_listed_and_resumes(qtbot, hub, make_page, s
     qtbot.mouseClick(page.resume_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: _status(page, partial.id) == INSTALLED, timeout=20_000)
     assert store.get(partial.id) is not None
+
+
+def test_numbers_are_formatted_for_people():
+    from desktop.models.format import human_bytes, human_eta, human_rate, percent
+
+    assert human_bytes(None) == "—"
+    assert human_bytes(999) == "999 B"
+    assert human_bytes(1_536_000) == "1.5 MB"
+    assert human_bytes(986_000_000) == "986 MB"
+    assert human_bytes(19_400_000_000) == "19.4 GB"
+    assert human_rate(40e6) == "40 MB/s" and human_rate(3.1e6) == "3.1 MB/s"
+    assert human_rate(0) == "" and human_rate(None) == ""
+    assert human_eta(65) == "1:05 left" and human_eta(3723) == "1:02:03 left"
+    assert human_eta(None) == "" and human_eta(float("nan")) == ""
+    assert percent(50, 200) == 25 and percent(5, None) is None and percent(300, 200) == 100
