@@ -111,6 +111,7 @@ class ModelsPage(QWidget):
         self._scan_pending = False
         self._catalog_verdicts: dict[str, Any] = {}
         self._extra_verdicts: dict[str, Any] = {}
+        self._pending_select: str | None = None
         self.last_error: str | None = None
 
         self.table_model = CatalogTableModel(self)
@@ -568,6 +569,8 @@ class ModelsPage(QWidget):
         self._populate_filters()
         self._update_chosen_label()
         self._fit_columns()
+        if self._pending_select and self.select_model(self._pending_select):
+            self._pending_select = None
         self._update_details()
         ids = {m.id for m in snap.installed}
         if self._installed_ids is not None and ids != self._installed_ids:
@@ -580,20 +583,10 @@ class ModelsPage(QWidget):
 
     def _after_change(self, message: str, *, select: str | None = None) -> None:
         self.show_info(message)
+        if select and not self.select_model(select):
+            self._pending_select = select  # selected once the rescan lists it
         self.refresh()
         self.modelsChanged.emit()
-        if select:
-            self._select_when_listed(select)
-
-    def _select_when_listed(self, model_id: str) -> None:
-        if self.select_model(model_id):
-            return
-
-        def once() -> None:
-            self.table_model.rowsInserted.disconnect(once)
-            self.select_model(model_id)
-
-        self.table_model.rowsInserted.connect(once)
 
     def _on_download_finished(self, model_id: str, installed: Any) -> None:
         row = self.table_model.model_row(model_id)
