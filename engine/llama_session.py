@@ -169,6 +169,9 @@ class StopMatcher:
     def __init__(self, stops: Sequence[str]) -> None:
         self.stops = tuple(s for s in stops if s)
         self._keep = max((len(s) for s in self.stops), default=1) - 1
+        # every proper prefix of every stop string, and their first characters (fast path)
+        self._prefixes = {s[:i] for s in self.stops for i in range(1, len(s))}
+        self._first = {s[0] for s in self.stops}
         self._pending = ""
         self.stopped = False
 
@@ -185,10 +188,9 @@ class StopMatcher:
             return buf[:cut], True
         # Hold back the longest tail that is a prefix of some stop string.
         hold = 0
-        for n in range(min(self._keep, len(buf)), 0, -1):
-            tail = buf[-n:]
-            if any(s.startswith(tail) for s in self.stops):
-                hold = n
+        for i in range(max(0, len(buf) - self._keep), len(buf)):
+            if buf[i] in self._first and buf[i:] in self._prefixes:
+                hold = len(buf) - i
                 break
         self._pending = buf[len(buf) - hold :] if hold else ""
         return buf[: len(buf) - hold], False
