@@ -356,12 +356,17 @@ class ModelsPage(QWidget):
         if self.table_model.status_of(model_id) != INSTALLED:
             self.cancel_download(model_id)
             return
+        owned = _store_owns(self._store, row.installed_path)
         if confirm:
+            consequence = (
+                "The file is removed from disk; you can download it again later."
+                if owned
+                else "Hanlin forgets it; the file itself stays where it is."
+            )
             answer = QMessageBox.question(
                 self,
                 "Delete model",
-                f"Delete {row.name}?\n\n{row.installed_path}\n\n"
-                "The file is removed from disk; you can download it again later.",
+                f"Delete {row.name}?\n\n{row.installed_path}\n\n{consequence}",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 QMessageBox.StandardButton.No,
             )
@@ -384,7 +389,9 @@ class ModelsPage(QWidget):
 
         self._runner.submit(
             remove,
-            on_done=lambda _r: self._after_change(f"Deleted {row.name}."),
+            on_done=lambda _r: self._after_change(
+                f"Deleted {row.name}." if owned else f"Removed {row.name} from the list."
+            ),
             on_error=self.show_error,
             key=f"remove:{model_id}",
         )
@@ -700,6 +707,14 @@ class ModelsPage(QWidget):
 
     def _update_details(self) -> None:
         self.details.show_model(self.table_model, self.selected_id())
+
+
+def _store_owns(store: Any, path: Path | None) -> bool:
+    """Whether deleting this model deletes its file (it lives in the models folder)."""
+    owns = getattr(store, "owns_path", None)
+    if path is None or owns is None:
+        return True
+    return bool(owns(path))
 
 
 def _open_folder(folder: Path) -> None:

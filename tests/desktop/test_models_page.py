@@ -615,3 +615,24 @@ def test_numbers_are_formatted_for_people():
     assert human_eta(65) == "1:05 left" and human_eta(3723) == "1:02:03 left"
     assert human_eta(None) == "" and human_eta(float("nan")) == ""
     assert percent(50, 200) == 25 and percent(5, None) is None and percent(300, 200) == 100
+
+
+def test_deleting_an_import_keeps_the_file(qtbot, make_page, store, tmp_path, monkeypatch):
+    page = make_page()
+    mine = tmp_path / "my-own.gguf"
+    mine.write_bytes(make_gguf(64 * 1024, name="Mine"))
+    with qtbot.waitSignal(page.modelsChanged, timeout=10_000):
+        page.import_paths([mine])
+    _settle(qtbot, page._runner)
+    model_id = store.installed()[0].id
+    questions: list[str] = []
+
+    def answer(*args, **kwargs):
+        questions.append(args[2])
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    page.delete(model_id)
+    qtbot.waitUntil(lambda: page.table_model.row_for(model_id) is None, timeout=10_000)
+    assert "stays where it is" in questions[0]
+    assert mine.exists() and store.installed() == []
