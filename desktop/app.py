@@ -44,8 +44,9 @@ _STYLESHEET = """
 #assistantMessage { background: transparent; }
 #messageHeader { color: %(muted)s; }
 #thinkingToggle { color: %(muted)s; font-style: italic; }
-#thinkingText { color: %(muted)s; border-left: 3px solid %(rule)s; padding-left: 8px; }
+QTextBrowser#thinkingText { color: %(muted)s; border-left: 3px solid %(rule)s; padding-left: 8px; }
 #emptyHint { color: %(muted)s; padding: 40px; }
+QTextBrowser#messageContent, QTextBrowser#thinkingText { background: transparent; }
 #sidebar QListView { border: none; background: transparent; }
 #composer { border: 1px solid %(rule)s; border-radius: 8px; padding: 4px; }
 QLabel#statusBackend[warning="true"] { color: %(warn)s; font-weight: bold; }

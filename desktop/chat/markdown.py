@@ -26,6 +26,9 @@ COPY_SCHEME = "copy:"
 class RenderedMarkdown:
     html: str
     code_blocks: list[str] = field(default_factory=list)
+    #: the HTML of each top-level block (paragraph, list, code block, table...), in order;
+    #: while an answer streams only the last one changes, so the view re-lays out only it
+    segments: list[str] = field(default_factory=list)
 
 
 # pygments and markdown-it are imported on first use: a window with no answer to
@@ -52,7 +55,10 @@ def _lexer(lang: str) -> Any:
         return TextLexer(stripnl=False)
 
 
+@lru_cache(maxsize=512)
 def _highlight(code: str, lang: str, dark: bool) -> str:
+    """Highlighted HTML for one code block (cached: a streamed answer re-renders its
+    finished blocks many times)."""
     from pygments import highlight
     from pygments.lexers import guess_lexer
     from pygments.lexers.special import TextLexer
@@ -102,9 +108,19 @@ class MarkdownRenderer:
     def render(self, text: str) -> RenderedMarkdown:
         if not text:
             return RenderedMarkdown("")
+        md = self._md
         env: dict[str, list[str]] = {"blocks": []}
-        out = self._md.render(text, env)
-        return RenderedMarkdown(out, env["blocks"])
+        tokens = md.parse(text, env)
+        segments: list[str] = []
+        start = 0
+        for i, tok in enumerate(tokens):
+            # a top-level block ends with its closing token, or is one token (fence, hr)
+            if tok.level == 0 and tok.nesting <= 0:
+                segments.append(md.renderer.render(tokens[start : i + 1], md.options, env))
+                start = i + 1
+        if start < len(tokens):
+            segments.append(md.renderer.render(tokens[start:], md.options, env))
+        return RenderedMarkdown("".join(segments), env["blocks"], segments)
 
     def _fence(self, tokens, idx, _options, env) -> str:
         dark = self.dark
