@@ -430,6 +430,8 @@ def test_bad_gguf_import_shows_error_and_page_keeps_working(qtbot, make_page, st
     new_id = installed[0].id
     assert page.table_model.status_of(new_id) == INSTALLED
     assert page.selected_id() == new_id  # the import is selected, ready to "Use for chat"
+    # its fit verdict comes from its own GGUF header (it has no catalog entry)
+    assert page.table_model.model_row(new_id).fit_level in ("fits", "tight", "wont_fit")
 
 
 def test_import_button_uses_file_dialog(qtbot, make_page, store, tmp_path, monkeypatch):
