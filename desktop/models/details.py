@@ -162,8 +162,13 @@ class ModelDetailsPane(QFrame):
             self.fit_label.setText("Checking what fits this machine…" if row.in_catalog else "")
 
         progress = table.progress_of(row.id)
+        running = table.download(row.id)
         if progress is not None:
             self.progress_bar.show()
+            unknown_total = (
+                running is not None and running.phase == "downloading" and not running.total
+            )
+            self.progress_bar.setRange(0, 0 if unknown_total else 100)  # busy bar: size unknown
             self.progress_bar.setValue(progress)
             self.progress_label.setText(_progress_text(table, row.id))
         else:
