@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         assert isinstance(highlevel, llama_cpp.Llama)
 
     res = Results()
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     for rnd in range(args.rounds):
         print(f"round {rnd + 1}/{args.rounds} ...", file=sys.stderr)
         tg, pp = run_llama_bench(model_path, threads, reps=2)
@@ -259,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         f"llama.cpp via llama-cpp-python {llama_cpp_version()} ({model.backend.upper()}); "
         f"median of {args.rounds} interleaved rounds"
     )
+    if hasattr(os, "getloadavg"):
+        print(
+            f"machine load average (1 min): {load_before:.1f} at start, {os.getloadavg()[0]:.1f} "
+            f"at end, on {hw.logical_cores} logical cores (other load skews both columns alike)"
+        )
     print(f"{'metric':<44}{'llama.cpp':>12}{'Hanlin':>12}{'ratio':>9}")
     print(
         f"{'decode tok/s (llama-bench tg' + str(N_GEN) + ' vs chat)':<44}"
