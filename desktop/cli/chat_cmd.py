@@ -109,11 +109,14 @@ def _load(resolved: _Resolved, args: argparse.Namespace) -> Any:
             print("\r\x1b[K", end="", file=sys.stderr, flush=True)
     _err(
         f"{resolved.model_id}: {model.family} on {model.backend.upper()}, "
-        f"{model.threads} threads, context {model.n_ctx} tokens "
+        f"{model.threads} thread{'s' if model.threads != 1 else ''}, context {model.n_ctx} tokens "
         f"(loaded in {time.perf_counter() - started:.1f} s)"
     )
     if model.gpu_fallback:
         _err(f"warning: {model.gpu_fallback}")
+    behavior = model.behavior
+    if args.no_think and behavior.reasoning and not behavior.thinking_switch:
+        _err(f"note: {model.family} models always think; --no-think has no effect")
     return model
 
 

@@ -35,6 +35,14 @@ def hanlin(*args: str, home: Path, stdin: str | None = None, timeout: float = 30
     )
 
 
+@pytest.fixture(autouse=True)
+def one_thread(hanlin_home: Path) -> None:
+    """`threads = 1` in the settings (also exercises that setting): the CI cores are shared."""
+    config = hanlin_home / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "settings.toml").write_text("threads = 1\n")
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
@@ -54,7 +62,7 @@ def test_one_shot_chat_streams_the_answer(smollm2_path: Path, hanlin_home: Path)
     assert result.stdout.strip()
     assert "Traceback" not in result.stderr
     assert "tok/s" in result.stderr and "TTFT" in result.stderr
-    assert "on CPU" in result.stderr
+    assert "on CPU, 1 thread," in result.stderr  # from settings.toml
     # llama.cpp's own log stays out of both streams (it goes to the log file).
     assert "llama_model_loader" not in result.stdout + result.stderr
     assert (hanlin_home / "logs" / "llama.log").stat().st_size > 0
@@ -80,7 +88,7 @@ def test_interactive_multi_turn_from_stdin(smollm2_path: Path, hanlin_home: Path
 def test_default_chat_model_from_settings(smollm2_path: Path, hanlin_home: Path) -> None:
     config = hanlin_home / "config"
     config.mkdir(parents=True, exist_ok=True)
-    (config / "settings.toml").write_text(f'chat_model = "{smollm2_path}"\n')
+    (config / "settings.toml").write_text(f'chat_model = "{smollm2_path}"\nthreads = 1\n')
     result = hanlin("chat", "Say hello to me", *FAST, home=hanlin_home)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() and "tok/s" in result.stderr
