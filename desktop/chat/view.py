@@ -145,38 +145,22 @@ class MessageWidget(QFrame):
         self.thinking_toggle.setAutoRaise(True)
         self.thinking_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.thinking_toggle.toggled.connect(self._toggle_thinking)
-        self.thinking_label = RichTextView(self)
-        self.thinking_label.setObjectName("thinkingText")
-        self.thinking_label.hide()
+        # created when first needed: most messages never think and are never edited
+        self.thinking_label: RichTextView | None = None
+        self.editor: QPlainTextEdit | None = None
+        self.save_edit: QPushButton | None = None
+        self.cancel_edit: QPushButton | None = None
 
         self.content = RichTextView(self)
         self.content.setObjectName("messageContent")
         self.content.linkActivated.connect(self._on_link)
 
-        self.editor = QPlainTextEdit(self)
-        self.editor.setObjectName("editMessage")
-        self.editor.hide()
-        self.save_edit = QPushButton("Save && send", self)
-        self.save_edit.setObjectName("saveEdit")
-        self.cancel_edit = QPushButton("Cancel", self)
-        self.save_edit.clicked.connect(self._commit_edit)
-        self.cancel_edit.clicked.connect(self.end_edit)
-        self._edit_row = QHBoxLayout()
-        self._edit_row.addStretch(1)
-        self._edit_row.addWidget(self.cancel_edit)
-        self._edit_row.addWidget(self.save_edit)
-        self.save_edit.hide()
-        self.cancel_edit.hide()
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 8, 12, 8)
-        layout.setSpacing(4)
-        layout.addLayout(head)
-        layout.addWidget(self.thinking_toggle, 0, Qt.AlignmentFlag.AlignLeft)
-        layout.addWidget(self.thinking_label)
-        layout.addWidget(self.content)
-        layout.addWidget(self.editor)
-        layout.addLayout(self._edit_row)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(12, 8, 12, 8)
+        self._layout.setSpacing(4)
+        self._layout.addLayout(head)
+        self._layout.addWidget(self.thinking_toggle, 0, Qt.AlignmentFlag.AlignLeft)
+        self._layout.addWidget(self.content)
         self._rendered_key: tuple[str, bool] | None = None  # (text, shown as plain)
         self.set_row(row, is_last=False)
 
@@ -187,6 +171,31 @@ class MessageWidget(QFrame):
         b.setAutoRaise(True)
         b.setObjectName(text.lower() + "Button")
         return b
+
+    def _thinking_view(self) -> RichTextView:
+        if self.thinking_label is None:
+            self.thinking_label = RichTextView(self)
+            self.thinking_label.setObjectName("thinkingText")
+            self.thinking_label.hide()
+            self._layout.insertWidget(2, self.thinking_label)
+        return self.thinking_label
+
+    def _edit_widgets(self) -> tuple[QPlainTextEdit, QPushButton, QPushButton]:
+        if self.editor is None or self.save_edit is None or self.cancel_edit is None:
+            self.editor = QPlainTextEdit(self)
+            self.editor.setObjectName("editMessage")
+            self.save_edit = QPushButton("Save && send", self)
+            self.save_edit.setObjectName("saveEdit")
+            self.cancel_edit = QPushButton("Cancel", self)
+            self.save_edit.clicked.connect(self._commit_edit)
+            self.cancel_edit.clicked.connect(self.end_edit)
+            row = QHBoxLayout()
+            row.addStretch(1)
+            row.addWidget(self.cancel_edit)
+            row.addWidget(self.save_edit)
+            self._layout.addWidget(self.editor)
+            self._layout.addLayout(row)
+        return self.editor, self.save_edit, self.cancel_edit
 
     def set_renderer(self, renderer: MarkdownRenderer) -> None:
         self._renderer = renderer
@@ -220,11 +229,13 @@ class MessageWidget(QFrame):
             arrow = "▾" if self.thinking_toggle.isChecked() else "▸"
             self.thinking_toggle.setText(f"{arrow} {label}")
             self.thinking_toggle.show()
+            view = self._thinking_view()
             if self.thinking_toggle.isChecked():
-                self.thinking_label.setText(plain_to_html(row.thinking))
+                view.setText(plain_to_html(row.thinking))
         else:
             self.thinking_toggle.hide()
-            self.thinking_label.hide()
+            if self.thinking_label is not None:
+                self.thinking_label.hide()
 
         # answers show as plain text until the Markdown renderer is warm (start-up)
         plain = user or not is_warm()
@@ -241,9 +252,10 @@ class MessageWidget(QFrame):
         self.content.setVisible(bool(row.content) or not row.thinking)
 
     def _toggle_thinking(self, on: bool) -> None:
-        self.thinking_label.setVisible(on)
+        view = self._thinking_view()
+        view.setVisible(on)
         if on and self.row.thinking:
-            self.thinking_label.setText(plain_to_html(self.row.thinking))
+            view.setText(plain_to_html(self.row.thinking))
         self.set_row(self.row, is_last=self.regenerate_button.isVisible())
 
     def _on_link(self, href: str) -> None:
@@ -264,19 +276,21 @@ class MessageWidget(QFrame):
         QGuiApplication.clipboard().setText(self.row.content)
 
     def begin_edit(self) -> None:
-        self.editor.setPlainText(self.row.content)
+        editor, save, cancel = self._edit_widgets()
+        editor.setPlainText(self.row.content)
         self.content.hide()
-        for w in (self.editor, self.save_edit, self.cancel_edit):
+        for w in (editor, save, cancel):
             w.show()
-        self.editor.setFocus()
+        editor.setFocus()
 
     def end_edit(self) -> None:
         for w in (self.editor, self.save_edit, self.cancel_edit):
-            w.hide()
+            if w is not None:
+                w.hide()
         self.content.show()
 
     def _commit_edit(self) -> None:
-        text = self.editor.toPlainText().strip()
+        text = self.editor.toPlainText().strip() if self.editor is not None else ""
         self.end_edit()
         if text:
             self.editRequested.emit(self.row.id, text)
