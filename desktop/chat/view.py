@@ -35,7 +35,6 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.chat.controller import ChatController, ChatStatus
-from desktop.chat.dialogs import ModelSettingsDialog, SystemPromptDialog
 from desktop.chat.markdown import COPY_SCHEME, MarkdownRenderer, is_warm, plain_to_html
 from desktop.chat.models import ChatRow
 from desktop.errors import ErrorBanner
@@ -554,6 +553,8 @@ class ChatView(QWidget):
         self.controller.set_thinking(on)
 
     def edit_system_prompt(self) -> None:
+        from desktop.chat.dialogs import SystemPromptDialog
+
         dialog = SystemPromptDialog(self.controller.conversation_system_prompt(), self)
         if dialog.exec():
             self.controller.set_system_prompt(dialog.text())
@@ -562,6 +563,8 @@ class ChatView(QWidget):
         model = self.controller.current_model()
         if model is None:
             return
+        from desktop.chat.dialogs import ModelSettingsDialog
+
         ModelSettingsDialog(model.id, model.entry, self).exec()
 
     def set_dark(self, dark: bool) -> None:

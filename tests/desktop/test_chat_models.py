@@ -47,9 +47,7 @@ def install_smollm2(path: Path, model_id: str = SMOL_ID, family: str | None = No
 
 def short_answers(max_tokens: int = 12, *ids: str) -> None:
     """Greedy, short answers so the real model's tests stay quick and repeatable."""
-    models = {
-        i: ModelSettings(max_tokens=max_tokens, temperature=0.0) for i in (ids or (SMOL_ID,))
-    }
+    models = {i: ModelSettings(max_tokens=max_tokens, temperature=0.0) for i in (ids or (SMOL_ID,))}
     save_settings(Settings(chat_model=(ids or (SMOL_ID,))[0], models=models))
 
 
@@ -144,3 +142,47 @@ def test_markdown_unterminated_fence_while_streaming_and_escaping():
     assert "<b>'" not in out.html  # escaped, never raw HTML
     raw = MarkdownRenderer().render("<script>alert(1)</script>")
     assert "<script>" not in raw.html
+
+
+def test_model_picker_lists_chat_models_only(qtbot, smollm2_path):
+    """Catalog models without the chat role (base models for completion) are left out;
+    imports (no catalog entry) are offered; families decide the thinking switch."""
+    from desktop.chat.controller import ChatController
+    from desktop.tasks import TaskRunner
+    from engine.catalog import load_catalog
+    from engine.store import InstalledModel
+
+    catalog = load_catalog()
+    chat_entry = next(e for e in catalog.entries if e.roles == ("chat",) and e.family == "qwen3")
+    base_entry = next(e for e in catalog.entries if "chat" not in e.roles)
+
+    class Installed:  # the store's answer, as it would be after two pulls and an import
+        def installed(self) -> list[InstalledModel]:
+            def model(mid, entry, family, source):
+                return InstalledModel(
+                    id=mid,
+                    path=smollm2_path,
+                    size_bytes=1,
+                    family=family,
+                    source=source,
+                    repo=None,
+                    file=None,
+                    commit=None,
+                    sha256=None,
+                    catalog_entry=entry,
+                )
+
+            return [
+                model(chat_entry.id, chat_entry, chat_entry.family, "catalog"),
+                model(base_entry.id, base_entry, base_entry.family, "catalog"),
+                model("my-import", None, "llama", "import"),
+            ]
+
+    history = History()
+    controller = ChatController(history, TaskRunner(), Installed())
+    choices = {m.id: m for m in controller.available_models()}
+    assert set(choices) == {chat_entry.id, "my-import"}
+    assert choices[chat_entry.id].thinking_switch is True
+    assert choices[chat_entry.id].name == chat_entry.name
+    assert choices["my-import"].thinking_switch is False
+    history.close()
