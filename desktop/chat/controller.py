@@ -463,6 +463,7 @@ class ChatController(QObject):
             work,
             on_done=self._on_done,
             on_error=lambda exc, mid=writer.message_id: self._on_error(mid, exc),
+            on_cancelled=lambda mid=writer.message_id: self._on_cancelled(mid),
             on_progress=self._on_progress,
             key=CHAT_KEY,
         )
@@ -491,6 +492,13 @@ class ChatController(QObject):
 
     def _on_done(self, outcome: GenerationOutcome) -> None:
         was_streaming = self._streaming_id == outcome.message_id
+        if not outcome.content and not outcome.thinking:  # stopped before the first token
+            self._drop_if_empty(outcome.message_id)
+            self._show_model_status(outcome.model)
+            self._set_status(phase="stopped" if outcome.stopped else "idle")
+            self._finish_stream(was_streaming)
+            self.answerFinished.emit(outcome)
+            return
         self.messages.update(
             outcome.message_id,
             content=outcome.content,
@@ -511,6 +519,20 @@ class ChatController(QObject):
 
     def _on_error(self, message_id: int, exc: BaseException) -> None:
         was_streaming = self._streaming_id == message_id
+        self._drop_if_empty(message_id)
+        self._set_status(phase="idle")
+        self._finish_stream(was_streaming)
+        self.errorRaised.emit(exc)
+
+    def _on_cancelled(self, message_id: int) -> None:
+        """Stopped before the answer began (e.g. while the model loaded)."""
+        was_streaming = self._streaming_id == message_id
+        self._drop_if_empty(message_id)
+        self._set_status(phase="stopped")
+        self._finish_stream(was_streaming)
+
+    def _drop_if_empty(self, message_id: int) -> None:
+        """An answer that never got a token is removed; a partial one is kept, complete."""
         try:
             stored = self.history.message(message_id)
             if not stored.content and not stored.thinking:
@@ -519,12 +541,10 @@ class ChatController(QObject):
                 if i >= 0:
                     self.messages.remove_from(i)
             else:
+                self.history.update_message(message_id, complete=True)
                 self.messages.update(message_id, streaming=False, complete=True)
         except HanlinError:
             pass  # the conversation was deleted meanwhile
-        self._set_status(phase="idle")
-        self._finish_stream(was_streaming)
-        self.errorRaised.emit(exc)
 
     def _finish_stream(self, was_streaming: bool) -> None:
         self._handle = None

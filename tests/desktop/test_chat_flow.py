@@ -328,3 +328,19 @@ def test_closing_the_window_mid_answer_stops_waits_and_saves(qtbot, window):
     stored = History().message(mid)
     assert stored.complete and stored.content
     assert stored.stats is None or stored.stats.get("stop_reason") == "cancelled"
+
+
+def test_stop_while_the_model_loads_leaves_no_empty_answer(qtbot, window):
+    c = window.controller
+    c.send("Hello")
+    assert c.status.phase == "loading"
+    c.stop()  # at once, before the first token (usually while the model loads)
+    qtbot.waitUntil(lambda: window.runner.active_count() == 0, timeout=ANSWER_TIMEOUT_MS)
+    rows = c.messages.rows()
+    assert rows[0].role == "user"
+    if len(rows) == 2:  # the model was quicker than the stop: a partial answer is kept
+        assert rows[1].content and not rows[1].streaming
+    conv = c.current_conversation()
+    stored = window.history.messages(conv.id)
+    assert all(m.content for m in stored)  # never an empty answer in the history
+    assert [m.id for m in stored] == [r.id for r in rows]
