@@ -492,10 +492,11 @@ class ChatController(QObject):
 
     def _on_done(self, outcome: GenerationOutcome) -> None:
         was_streaming = self._streaming_id == outcome.message_id
-        if not outcome.content and not outcome.thinking:  # stopped before the first token
+        if outcome.stopped and not outcome.content and not outcome.thinking:
+            # stopped before the first token: no empty answer is kept
             self._drop_if_empty(outcome.message_id)
             self._show_model_status(outcome.model)
-            self._set_status(phase="stopped" if outcome.stopped else "idle")
+            self._set_status(phase="stopped")
             self._finish_stream(was_streaming)
             self.answerFinished.emit(outcome)
             return
