@@ -235,9 +235,10 @@ class _StartupProbe(QObject):
             QTimer.singleShot(5, self._wait_background)
             return
         done = (time.perf_counter() - _T0) * 1000
+        llama = "yes" if "llama_cpp" in sys.modules else "no"
         print(
             f"HANLIN_STARTUP_PROBE shown_ms={self.shown_ms:.1f} ready_ms={self.ready_ms:.1f}"
-            f" models_ms={done:.1f}",
+            f" models_ms={done:.1f} llama_cpp_imported={llama}",
             flush=True,
         )
         QApplication.quit()
