@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         server.start_tcp("127.0.0.1", args.tcp)
     else:
         server.start_io(protocol_in, protocol_out)
-    return 0
+    return server.exit_code
 
 
 if __name__ == "__main__":

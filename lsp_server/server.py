@@ -138,6 +138,8 @@ class HanlinLanguageServer(LanguageServer):
         self.last_line: dict[str, int] = {}
         self.context_ring: Any = None
         self.repo_name: str | None = None
+        #: the process exit status `exit` asked for
+        self.exit_code = 0
 
     # -- transport --------------------------------------------------------------
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
@@ -149,7 +151,9 @@ class HanlinLanguageServer(LanguageServer):
             asyncio.run(self._serve(reader))
         except BrokenPipeError:
             log.error("the client closed the connection")
-        except (KeyboardInterrupt, SystemExit):
+        except SystemExit as exc:  # `exit`: 0 after `shutdown`, 1 without (LSP)
+            self.exit_code = exc.code if isinstance(exc.code, int) else 1
+        except KeyboardInterrupt:
             pass
         finally:
             self.shutdown()
@@ -177,7 +181,9 @@ class HanlinLanguageServer(LanguageServer):
 
         try:
             asyncio.run(serve())
-        except (KeyboardInterrupt, SystemExit):
+        except SystemExit as exc:
+            self.exit_code = exc.code if isinstance(exc.code, int) else 1
+        except KeyboardInterrupt:
             pass
         finally:
             self.shutdown()

@@ -89,6 +89,24 @@ def _client_has_inline_completion(ls: HanlinLanguageServer) -> bool:
     return bool(caps and caps.text_document and caps.text_document.inline_completion)
 
 
+def _documentation(ls: HanlinLanguageServer, text: str, language: str) -> types.MarkupContent | str:
+    """The whole suggestion, as a Markdown code block where the client renders Markdown."""
+    caps = ls.client_capabilities
+    formats = (
+        caps.text_document.completion.completion_item.documentation_format
+        if caps
+        and caps.text_document
+        and caps.text_document.completion
+        and caps.text_document.completion.completion_item
+        else None
+    )
+    if formats and types.MarkupKind.Markdown in formats:
+        return types.MarkupContent(
+            kind=types.MarkupKind.Markdown, value=f"```{language}\n{text}\n```"
+        )
+    return text
+
+
 def register(server: HanlinLanguageServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -146,9 +164,7 @@ def register(server: HanlinLanguageServer) -> None:
             label=first_line[:80] + ("…" if len(first_line) > 80 or "\n" in text.strip() else ""),
             kind=types.CompletionItemKind.Text,
             detail="Hanlin",
-            documentation=types.MarkupContent(
-                kind=types.MarkupKind.Markdown, value=f"```{language}\n{new_text}\n```"
-            ),
+            documentation=_documentation(ls, new_text, language),
             filter_text=new_text,
             sort_text="0",
             preselect=True,

@@ -236,3 +236,11 @@ async def test_stdout_carries_only_protocol() -> None:
     ids = [m.get("id") for m in messages if "result" in m]
     assert ids == [1, 99]
     assert code == 0
+
+
+async def test_exit_without_shutdown_reports_failure() -> None:
+    messages, code = await _raw_session(
+        INITIALIZE + raw_message({"jsonrpc": "2.0", "method": "exit"})
+    )
+    assert [m.get("id") for m in messages if "result" in m] == [1]
+    assert code == 1  # the LSP specification's exit status without `shutdown`
