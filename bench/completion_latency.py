@@ -212,6 +212,23 @@ class RowResult:
         }
 
 
+#: print one line per request to stderr (--verbose)
+VERBOSE = False
+
+
+def _trace(row: RowResult, result: dict[str, Any], text: str) -> None:
+    if VERBOSE:
+        print(
+            f"  {row.name[:24]:<24} #{len(row.latencies_ms):>3} {row.latencies_ms[-1]:8.1f} ms "
+            f"eval {result.get('tokensEvaluated', '-'):>5} "
+            f"cached {result.get('tokensCached', '-'):>5} "
+            f"gen {result.get('generatedTokens', '-'):>3} {result.get('stopReason', '-'):<6} "
+            f"{text[:40]!r}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def _wait_ready(client: LspClient, timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -299,9 +316,11 @@ def run_hanlin(
                     if isinstance(text, dict):
                         text = text.get("value", "")
                     row.shown_chars.append(len(text))
-                    for result in client.request("hanlin/completionStats", None)["requests"]:
+                    results = client.request("hanlin/completionStats", None)["requests"]
+                    for result in results:
                         row.evaluated.append(int(result["tokensEvaluated"]))
                         row.cache_hits += int(bool(result["fromCache"]))
+                    _trace(row, results[-1] if results else {}, text)
                 client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
         finally:
             client.close()
@@ -335,6 +354,7 @@ def run_llama_server(
     """Replay the run against llama.cpp's llama-server, prompt cache on (llama.vscode's way)."""
     from bench.llama_tools import ensure_tool
     from engine.fim import PromptLimits, window_prefix
+    from engine.postprocess import wants_multiline
 
     binary = ensure_tool("llama-server")
     port = _free_port()
@@ -385,6 +405,12 @@ def run_llama_server(
                     lines[key.line] = line[: key.character] + key.char + line[key.character :]
                     cursor_line = lines[key.line][: key.character + 1]
                     prefix = "\n".join([*lines[: key.line], cursor_line])
+                    suffix = "\n".join(
+                        [lines[key.line][key.character + 1 :], *lines[key.line + 1 :]]
+                    )
+                    # Hanlin's engine stops at the end of the line where one line is wanted;
+                    # tell the peer the same (llama.vscode does so from its own indent rules).
+                    stop = [] if wants_multiline(prefix, suffix) else ["\n"]
                     started = time.perf_counter()
                     reply = _post(
                         f"{base}/completion",
@@ -397,6 +423,7 @@ def run_llama_server(
                             "samplers": ["top_k"],
                             "t_max_prompt_ms": budget_ms,
                             "t_max_predict_ms": budget_ms,
+                            "stop": stop,
                             "stream": False,
                         },
                     )
@@ -404,6 +431,16 @@ def run_llama_server(
                     row.shown_chars.append(len(reply.get("content", "").rstrip()))
                     timings = reply.get("timings", {})
                     row.evaluated.append(int(timings.get("prompt_n", 0)))
+                    _trace(
+                        row,
+                        {
+                            "tokensEvaluated": timings.get("prompt_n"),
+                            "tokensCached": reply.get("tokens_cached"),
+                            "generatedTokens": timings.get("predicted_n"),
+                            "stopReason": reply.get("stop_type", ""),
+                        },
+                        reply.get("content", ""),
+                    )
         finally:
             proc.terminate()
             try:
@@ -475,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         help="time budget per request, the same for every row (large: never cut)",
     )
     parser.add_argument("--no-peer", action="store_true", help="skip llama-server")
+    parser.add_argument("-v", "--verbose", action="store_true", help="one line per request")
     parser.add_argument("--no-baseline", action="store_true", help="skip the no-reuse baseline")
     parser.add_argument(
         "--logs",
@@ -486,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
         help="where the servers' logs go (default: a new folder per run)",
     )
     args = parser.parse_args(argv)
+    global VERBOSE
+    VERBOSE = args.verbose
 
     if args.model is None:
         from tests.conftest import smollm2_gguf

@@ -85,8 +85,17 @@ def _only_closers(text: str) -> bool:
 
 
 def wants_multiline(prefix: str, suffix: str) -> bool:
-    """Multi-line only where the context calls for it: nothing but closers right of the cursor."""
-    return _only_closers(text_right_of_cursor(suffix))
+    """Multi-line only where the context calls for it (Continue's and Tabby's rule).
+
+    Nothing but closers may stand right of the cursor, and the text left of it
+    on its line must be blank (a new line: the user may want a whole block) or
+    end with a block opener (`def f():`, `if (x) {`, `foo(`). In the middle of
+    a statement the user is finishing one line, so one line is what they get.
+    """
+    if not _only_closers(text_right_of_cursor(suffix)):
+        return False
+    before = _current_line_before(prefix).rstrip()
+    return not before.strip() or bool(_BLOCK_OPEN_RE.search(before))
 
 
 # --------------------------------------------------------------------------- filters
@@ -117,7 +126,10 @@ def strip_special_tokens(text: str, ctx: FilterContext) -> str:
 
 @register_filter("single_line_if_text_right")
 def single_line_if_text_right(text: str, ctx: FilterContext) -> str:
-    """Keep only the first line when multi-line is off or there is real text right of the cursor."""
+    """Keep only the first line when multi-line is off or the context does not call for it.
+
+    (Text right of the cursor, or a statement being finished: see `wants_multiline`.)
+    """
     if ctx.multiline and wants_multiline(ctx.prefix, ctx.suffix):
         return text
     return text.split("\n", 1)[0]

@@ -211,3 +211,28 @@ def test_default_chain_single_line_with_closer_on_screen() -> None:
     suffix = ")\n    return result\n"
     raw = "a, b)\n    return result"
     assert postprocess(raw, FilterContext(prefix=prefix, suffix=suffix)) == "a, b"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffix", "expected"),
+    [
+        ("def total(items):\n    ", "\n", True),  # a fresh line: a block may follow
+        ("def total(items):", "\n", True),  # after a block opener
+        ("if (ready) {", "\n}", True),
+        ("    return [it", "\n", False),  # finishing a statement: one line
+        ("    value = compute(", ")\n", True),  # an open call with only its closer right
+        ("    x = ", " + 1\n", False),  # real text right of the cursor
+        ("\tfmt.Println(", '")\n', True),
+    ],
+)
+def test_wants_multiline_only_where_the_context_calls_for_it(
+    prefix: str, suffix: str, expected: bool
+) -> None:
+    assert wants_multiline(prefix, suffix) is expected
+
+
+def test_statement_being_finished_is_cut_to_one_line() -> None:
+    raw = "em for item in self.items]\n        return items"
+    assert run("single_line_if_text_right", raw, "    items = [it", "\n") == (
+        "em for item in self.items]"
+    )
