@@ -304,30 +304,63 @@ class _Prompter:
         return ids
 
 
+#: when old turns must go, free this share of the context as well, so that the next
+#: turns fit without dropping (and re-evaluating the whole prompt) again
+_DROP_HEADROOM = 0.25
+
+
+def _window_key(message: ChatMessage) -> tuple[str, int]:
+    return (message.role, hash(message.content))
+
+
 def _fit_history(
-    prompter: _Prompter, messages: Sequence[ChatMessage], n_ctx: int, reserve: int
+    prompter: _Prompter,
+    messages: Sequence[ChatMessage],
+    n_ctx: int,
+    reserve: int,
+    hint: tuple[int, tuple[str, int]] | None = None,
 ) -> tuple[list[int], str, int]:
     """Render, dropping the oldest non-system messages until prompt + reserve fits n_ctx.
 
     Returns (tokens, prompt text, number of messages dropped). Keeps the system
     message(s) and always the last message; drops whole turns so the window
-    starts with a user message.
+    starts with a user message. `hint` is where the previous call's window
+    started (index, key of that message): starting there keeps the prompt
+    prefix-stable for callers that pass the whole history every turn. When
+    more must go, it drops until a quarter of the context is free again.
     """
     system = [m for m in messages if m.role == "system"]
     rest = [m for m in messages if m.role != "system"]
     if not rest:
         raise GenerationError("There is no message to answer")
-    dropped = 0
-    while True:
-        text = prompter.render(system + rest[dropped:])
-        tokens = prompter.tokens(text)
-        if len(tokens) + reserve <= n_ctx:
-            return tokens, text, dropped
-        if dropped >= len(rest) - 1:
-            break
+
+    def render(k: int) -> tuple[list[int], str]:
+        text = prompter.render(system + rest[k:])
+        return prompter.tokens(text), text
+
+    start = 0
+    if hint is not None:
+        index, key = hint
+        if 0 < index < len(rest) and _window_key(rest[index]) == key:
+            start = index
+    tokens, text = render(start)
+    if len(tokens) + reserve <= n_ctx:
+        return tokens, text, start
+
+    target = n_ctx - int(n_ctx * _DROP_HEADROOM)
+    first_fit: tuple[list[int], str, int] | None = None
+    dropped = start
+    while dropped < len(rest) - 1:
         dropped += 1
         while dropped < len(rest) - 1 and rest[dropped].role != "user":
             dropped += 1
+        tokens, text = render(dropped)
+        if len(tokens) + reserve <= n_ctx and first_fit is None:
+            first_fit = (tokens, text, dropped)
+        if len(tokens) + reserve <= target:
+            return tokens, text, dropped
+    if first_fit is not None:
+        return first_fit
     if len(tokens) < n_ctx:  # fits, with less room to answer than asked for
         return tokens, text, dropped
     raise GenerationError(
@@ -382,7 +415,11 @@ def stream_chat(
         session = model.session
         prompter = _Prompter(model, behavior, thinking)
         reserve = min(limit, max(16, model.n_ctx // 4))
-        tokens, prompt_text, dropped = _fit_history(prompter, clean, model.n_ctx, reserve)
+        tokens, prompt_text, dropped = _fit_history(
+            prompter, clean, model.n_ctx, reserve, model.chat_window
+        )
+        rest = [m for m in clean if m.role != "system"]
+        model.chat_window = (dropped, _window_key(rest[dropped])) if dropped else None
         stats.prompt_tokens = len(tokens)
         stats.dropped_messages = dropped
         splitter = ThinkSplitter(in_thinking=prompt_opens_thinking(prompt_text))

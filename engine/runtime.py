@@ -86,6 +86,8 @@ class LoadedModel:
     load_seconds: float
     session: LlamaSession
     options: LoadOptions = field(default_factory=LoadOptions)
+    #: engine.chat's memory of where the last conversation window started (prefix stability)
+    chat_window: tuple[int, tuple[str, int]] | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     closed: bool = False
 

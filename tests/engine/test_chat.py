@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,6 +163,29 @@ def test_context_overflow_drops_oldest_turns_and_keeps_the_system_prompt(
         assert sent[1].role == "user"  # whole turns are dropped
         assert "Question number 7" in sent[-2].content
         assert len(chat.history) == 16  # the transcript keeps everything
+
+
+def test_callers_passing_the_whole_history_keep_a_stable_window(smollm2_path: Path) -> None:
+    """Like the desktop app: the full history each turn; after a drop the prefix is reused."""
+    with load_model(smollm2_path, options=LoadOptions(n_ctx=256, threads=THREADS)) as small:
+        history: list[ChatMessage] = [ChatMessage("system", "You are terse.")]
+        stats = []
+        for i in range(9):
+            history.append(ChatMessage("user", f"Fact {i} about the ocean, please, in a sentence."))
+            reply = stream_chat(small, history, sampling=GREEDY, max_tokens=16)
+            history.append(ChatMessage("assistant", reply.content))
+            stats.append(reply.stats)
+        drops = [st.dropped_messages for st in stats]
+        assert drops[0] == 0 and max(drops) > 0
+        # Once turns were dropped, later turns start from the same (or a later) message ...
+        assert drops == sorted(drops)
+        # ... and a turn that did not have to drop more re-used the cached prefix.
+        steady = [
+            st
+            for prev, st in itertools.pairwise(stats)
+            if st.dropped_messages and st.dropped_messages == prev.dropped_messages
+        ]
+        assert steady and all(st.cached_tokens > st.prompt_tokens // 2 for st in steady)
 
 
 def test_message_longer_than_the_context_is_a_clear_error(smollm2_path: Path) -> None:
