@@ -122,6 +122,12 @@ class ChatController(QObject):
         self._base_interval = stream_interval_ms
         self._timer.setInterval(stream_interval_ms)
         self._timer.timeout.connect(self._flush_snapshot)
+        # the sidebar's order changes after a send / an answer; refreshing it on the next
+        # loop iteration splits that work from the send itself (shorter GUI stalls)
+        self._list_timer = QTimer(self)
+        self._list_timer.setSingleShot(True)
+        self._list_timer.setInterval(0)
+        self._list_timer.timeout.connect(self.conversations.refresh)
 
     # -- models -----------------------------------------------------------------------
 
@@ -342,7 +348,7 @@ class ChatController(QObject):
             return False
         self.messages.append(ChatRow.from_stored(msg))
         self._start_generation()
-        self.conversations.refresh()
+        self._refresh_list_soon()
         return True
 
     def stop(self) -> None:
@@ -564,7 +570,7 @@ class ChatController(QObject):
             self._snapshot = None
             self._timer.stop()
             self.generatingChanged.emit(False)
-        self.conversations.refresh()
+        self._refresh_list_soon()
 
     def _show_model_status(self, status: ModelStatus) -> None:
         if status.gpu_fallback and status.gpu_fallback != self.status.gpu_fallback:
@@ -580,6 +586,9 @@ class ChatController(QObject):
     def _set_status(self, **changes: Any) -> None:
         self.status = replace(self.status, **changes)
         self.statusChanged.emit(self.status)
+
+    def _refresh_list_soon(self) -> None:
+        self._list_timer.start()
 
     def shutdown(self) -> None:
         """On quit: stop the answer; the runner's shutdown waits for the worker."""
