@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
+
+# Qt runs headless in every test (no display here or in CI).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def smollm2_gguf() -> Path:
