@@ -17,6 +17,10 @@ It is replayed, in one run and on the same model, by:
    gets `/completion` with the very prompt text Hanlin's prefix-only template
    builds, which compares like with like.
 
+The three are started together and the run is interleaved: each keystroke goes
+to every server in turn, one request at a time, so all rows see the same load
+on a machine whose cores are shared with other work.
+
 Printed per row: p50/p95/mean latency (client wall clock per request), prompt
 tokens evaluated per request, response-cache hit rate, and completion length
 (mean characters shown per request, and the share of requests that showed
@@ -194,6 +198,9 @@ class RowResult:
     evaluated: list[int] = field(default_factory=list)
     cache_hits: int = 0
     shown_chars: list[int] = field(default_factory=list)
+    #: per request that ran the model (not served from the response cache)
+    model_chars: list[int] = field(default_factory=list)
+    model_generated: list[int] = field(default_factory=list)
     note: str = ""
 
     def summary(self) -> dict[str, float]:
@@ -209,6 +216,8 @@ class RowResult:
             "hit_rate": self.cache_hits / n if n else 0.0,
             "chars": statistics.fmean(self.shown_chars) if self.shown_chars else 0.0,
             "shown": len(shown) / n if n else 0.0,
+            "model_chars": statistics.fmean(self.model_chars) if self.model_chars else 0.0,
+            "model_gen": statistics.fmean(self.model_generated) if self.model_generated else 0.0,
         }
 
 
@@ -242,90 +251,102 @@ def _wait_ready(client: LspClient, timeout: float = 300.0) -> None:
     raise SystemExit("hanlin-lsp did not load the model in time")
 
 
-def run_hanlin(
-    name: str,
-    sessions: list[Session],
-    source: Path,
-    language: str,
-    options: dict[str, Any],
-    log_path: Path,
-) -> RowResult:
-    """Replay the run through one fresh `hanlin-lsp` process with these settings."""
-    home = Path(tempfile.mkdtemp(prefix="hanlin-bench-"))
-    env = {**os.environ, "HANLIN_HOME": str(home)}
-    row = RowResult(name)
-    with log_path.open("w") as log:
-        client = LspClient([sys.executable, "-m", "lsp_server.main"], env, log)
-        client.settings = dict(options)
-        try:
-            client.request(
-                "initialize",
-                {
-                    "processId": os.getpid(),
-                    "rootUri": source.parent.as_uri(),
-                    "workspaceFolders": [{"uri": source.parent.as_uri(), "name": "bench"}],
-                    "capabilities": {
-                        "textDocument": {"inlineCompletion": {"dynamicRegistration": False}},
-                        "window": {"workDoneProgress": True},
-                    },
-                    "initializationOptions": options,
+class HanlinReplayer:
+    """Drives one fresh `hanlin-lsp` process with these settings, keystroke by keystroke."""
+
+    def __init__(
+        self, name: str, source: Path, language: str, options: dict[str, Any], log_path: Path
+    ) -> None:
+        self.row = RowResult(name)
+        self.source, self.language, self.options = source, language, options
+        self.log_path = log_path
+        self.home = Path(tempfile.mkdtemp(prefix="hanlin-bench-"))
+        self.uri = ""
+        self.version = 0
+
+    def start(self) -> None:
+        env = {**os.environ, "HANLIN_HOME": str(self.home)}
+        self._log = self.log_path.open("w")
+        self.client = LspClient([sys.executable, "-m", "lsp_server.main"], env, self._log)
+        self.client.settings = dict(self.options)
+        folder = self.source.parent.as_uri()
+        self.client.request(
+            "initialize",
+            {
+                "processId": os.getpid(),
+                "rootUri": folder,
+                "workspaceFolders": [{"uri": folder, "name": "bench"}],
+                "capabilities": {
+                    "textDocument": {"inlineCompletion": {"dynamicRegistration": False}},
+                    "window": {"workDoneProgress": True},
                 },
-            )
-            client.notify("initialized", {})
-            _wait_ready(client)
-            client.request("hanlin/completionStats", None)  # clear
-            for number, session in enumerate(sessions):
-                uri = source.with_name(f"{source.stem}_{number}{source.suffix}").as_uri()
-                version = 1
-                client.notify(
-                    "textDocument/didOpen",
-                    {
-                        "textDocument": {
-                            "uri": uri,
-                            "languageId": language,
-                            "version": version,
-                            "text": session.text,
-                        }
-                    },
-                )
-                for key in session.keys:
-                    version += 1
-                    pos = {"line": key.line, "character": key.character}
-                    client.notify(
-                        "textDocument/didChange",
-                        {
-                            "textDocument": {"uri": uri, "version": version},
-                            "contentChanges": [
-                                {"range": {"start": pos, "end": pos}, "text": key.char}
-                            ],
-                        },
-                    )
-                    cursor = {"line": key.line, "character": key.character + 1}
-                    started = time.perf_counter()
-                    answer = client.request(
-                        "textDocument/inlineCompletion",
-                        {
-                            "textDocument": {"uri": uri},
-                            "position": cursor,
-                            "context": {"triggerKind": 2},
-                        },
-                    )
-                    row.latencies_ms.append((time.perf_counter() - started) * 1000)
-                    items = answer.get("items", []) if isinstance(answer, dict) else (answer or [])
-                    text = items[0]["insertText"] if items else ""
-                    if isinstance(text, dict):
-                        text = text.get("value", "")
-                    row.shown_chars.append(len(text))
-                    results = client.request("hanlin/completionStats", None)["requests"]
-                    for result in results:
-                        row.evaluated.append(int(result["tokensEvaluated"]))
-                        row.cache_hits += int(bool(result["fromCache"]))
-                    _trace(row, results[-1] if results else {}, text)
-                client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+                "initializationOptions": self.options,
+            },
+        )
+        self.client.notify("initialized", {})
+        _wait_ready(self.client)
+        self.client.request("hanlin/completionStats", None)  # start from an empty list
+
+    def open(self, number: int, session: Session) -> None:
+        src = self.source
+        self.uri = src.with_name(f"{src.stem}_{number}{src.suffix}").as_uri()
+        self.version = 1
+        self.client.notify(
+            "textDocument/didOpen",
+            {
+                "textDocument": {
+                    "uri": self.uri,
+                    "languageId": self.language,
+                    "version": self.version,
+                    "text": session.text,
+                }
+            },
+        )
+
+    def keystroke(self, key: Keystroke) -> None:
+        row, client = self.row, self.client
+        self.version += 1
+        pos = {"line": key.line, "character": key.character}
+        client.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": self.uri, "version": self.version},
+                "contentChanges": [{"range": {"start": pos, "end": pos}, "text": key.char}],
+            },
+        )
+        started = time.perf_counter()
+        answer = client.request(
+            "textDocument/inlineCompletion",
+            {
+                "textDocument": {"uri": self.uri},
+                "position": {"line": key.line, "character": key.character + 1},
+                "context": {"triggerKind": 2},
+            },
+        )
+        row.latencies_ms.append((time.perf_counter() - started) * 1000)
+        items = answer.get("items", []) if isinstance(answer, dict) else (answer or [])
+        text = items[0]["insertText"] if items else ""
+        if isinstance(text, dict):
+            text = text.get("value", "")
+        row.shown_chars.append(len(text))
+        results = client.request("hanlin/completionStats", None)["requests"]
+        for result in results:
+            row.evaluated.append(int(result["tokensEvaluated"]))
+            row.cache_hits += int(bool(result["fromCache"]))
+            if not result["fromCache"]:
+                row.model_chars.append(len(text))
+                row.model_generated.append(int(result["generatedTokens"]))
+        _trace(row, results[-1] if results else {}, text)
+
+    def close(self) -> None:
+        self.client.notify("textDocument/didClose", {"textDocument": {"uri": self.uri}})
+
+    def stop(self) -> None:
+        try:
+            self.client.close()
         finally:
-            client.close()
-            shutil.rmtree(home, ignore_errors=True)
-    return row
+            self._log.close()
+            shutil.rmtree(self.home, ignore_errors=True)
 
 
 def _free_port() -> int:
@@ -341,124 +362,160 @@ def _post(url: str, body: dict[str, Any], timeout: float = 600.0) -> dict[str, A
         return json.loads(resp.read())
 
 
-def run_llama_server(
-    sessions: list[Session],
-    model: Path,
-    *,
-    threads: int,
-    n_ctx: int,
-    max_tokens: int,
-    budget_ms: int,
-    log_path: Path,
-) -> RowResult:
-    """Replay the run against llama.cpp's llama-server, prompt cache on (llama.vscode's way)."""
-    from bench.llama_tools import ensure_tool
-    from engine.fim import PromptLimits, window_prefix
-    from engine.postprocess import wants_multiline
+class LlamaServerReplayer:
+    """llama.cpp's llama-server with its prompt cache on, driven the way llama.vscode drives it."""
 
-    binary = ensure_tool("llama-server")
-    port = _free_port()
-    row = RowResult("llama-server (peer)", note="/completion, same prefix-only prompt text")
-    limits = PromptLimits()
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
+    def __init__(
+        self,
+        model: Path,
+        *,
+        threads: int,
+        n_ctx: int,
+        max_tokens: int,
+        budget_ms: int,
+        log_path: Path,
+    ) -> None:
+        from engine.fim import PromptLimits
+
+        self.row = RowResult(
+            "llama-server (peer)", note="/completion, same prefix-only prompt text"
+        )
+        self.model, self.threads, self.n_ctx = model, threads, n_ctx
+        self.max_tokens, self.budget_ms, self.log_path = max_tokens, budget_ms, log_path
+        self.limits = PromptLimits()
+        self.lines: list[str] = []
+
+    def start(self) -> None:
+        from bench.llama_tools import ensure_tool
+
+        binary = ensure_tool("llama-server")
+        port = _free_port()
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
             [
                 str(binary),
                 "-m",
-                str(model),
+                str(self.model),
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
                 "-c",
-                str(n_ctx),
+                str(self.n_ctx),
                 "-t",
-                str(threads),
+                str(self.threads),
                 "-tb",
-                str(threads),
+                str(self.threads),
                 "-np",
                 "1",
                 "--cache-reuse",
                 "256",
                 "--no-webui",
             ],
-            stdout=log,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/health", timeout=5) as resp:
-                        if resp.status == 200:
-                            break
-                except (urllib.error.URLError, ConnectionError, OSError):
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"llama-server did not start; see {log_path}")
-                time.sleep(0.2)
-            for session in sessions:
-                lines = session.text.split("\n")
-                for key in session.keys:
-                    line = lines[key.line]
-                    lines[key.line] = line[: key.character] + key.char + line[key.character :]
-                    cursor_line = lines[key.line][: key.character + 1]
-                    prefix = "\n".join([*lines[: key.line], cursor_line])
-                    suffix = "\n".join(
-                        [lines[key.line][key.character + 1 :], *lines[key.line + 1 :]]
-                    )
-                    # Hanlin's engine stops at the end of the line where one line is wanted;
-                    # tell the peer the same (llama.vscode does so from its own indent rules).
-                    stop = [] if wants_multiline(prefix, suffix) else ["\n"]
-                    started = time.perf_counter()
-                    reply = _post(
-                        f"{base}/completion",
-                        {
-                            "prompt": window_prefix(prefix, limits),
-                            "n_predict": max_tokens,
-                            "cache_prompt": True,
-                            "temperature": 0.0,
-                            "top_k": 1,
-                            "samplers": ["top_k"],
-                            "t_max_prompt_ms": budget_ms,
-                            "t_max_predict_ms": budget_ms,
-                            "stop": stop,
-                            "stream": False,
-                        },
-                    )
-                    row.latencies_ms.append((time.perf_counter() - started) * 1000)
-                    row.shown_chars.append(len(reply.get("content", "").rstrip()))
-                    timings = reply.get("timings", {})
-                    row.evaluated.append(int(timings.get("prompt_n", 0)))
-                    _trace(
-                        row,
-                        {
-                            "tokensEvaluated": timings.get("prompt_n"),
-                            "tokensCached": reply.get("tokens_cached"),
-                            "generatedTokens": timings.get("predicted_n"),
-                            "stopReason": reply.get("stop_type", ""),
-                        },
-                        reply.get("content", ""),
-                    )
-        finally:
-            proc.terminate()
+        self.base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300
+        while True:
             try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    return row
+                with urllib.request.urlopen(f"{self.base}/health", timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"llama-server did not start; see {self.log_path}")
+            time.sleep(0.2)
+
+    def open(self, number: int, session: Session) -> None:
+        self.lines = session.text.split("\n")
+
+    def keystroke(self, key: Keystroke) -> None:
+        from engine.fim import window_prefix
+        from engine.postprocess import wants_multiline
+
+        row, lines = self.row, self.lines
+        line = lines[key.line]
+        lines[key.line] = line[: key.character] + key.char + line[key.character :]
+        prefix = "\n".join([*lines[: key.line], lines[key.line][: key.character + 1]])
+        suffix = "\n".join([lines[key.line][key.character + 1 :], *lines[key.line + 1 :]])
+        # Hanlin stops at the end of the line where one line is wanted; the peer is told the
+        # same (llama.vscode decides this from its own indentation rules).
+        stop = [] if wants_multiline(prefix, suffix) else ["\n"]
+        started = time.perf_counter()
+        reply = _post(
+            f"{self.base}/completion",
+            {
+                "prompt": window_prefix(prefix, self.limits),
+                "n_predict": self.max_tokens,
+                "cache_prompt": True,
+                "temperature": 0.0,
+                "top_k": 1,
+                "samplers": ["top_k"],
+                "t_max_prompt_ms": self.budget_ms,
+                "t_max_predict_ms": self.budget_ms,
+                "stop": stop,
+                "stream": False,
+            },
+        )
+        row.latencies_ms.append((time.perf_counter() - started) * 1000)
+        text = reply.get("content", "").rstrip()
+        timings = reply.get("timings", {})
+        row.shown_chars.append(len(text))
+        row.model_chars.append(len(text))
+        row.model_generated.append(int(timings.get("predicted_n", 0)))
+        row.evaluated.append(int(timings.get("prompt_n", 0)))
+        _trace(
+            row,
+            {
+                "tokensEvaluated": timings.get("prompt_n"),
+                "tokensCached": reply.get("tokens_cached"),
+                "generatedTokens": timings.get("predicted_n"),
+                "stopReason": reply.get("stop_type", ""),
+            },
+            text,
+        )
+
+    def close(self) -> None:
+        self.lines = []
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
 
 
-# ---------------------------------------------------------------------------- report
+Replayer = HanlinReplayer | LlamaServerReplayer
+
+
+def replay_interleaved(replayers: list[Replayer], sessions: list[Session]) -> None:
+    """Each keystroke goes to every server in turn, one request at a time.
+
+    The cores are shared with other work whose load comes and goes; interleaving
+    makes every row see the same conditions, and only one server computes at a time.
+    """
+    for number, session in enumerate(sessions):
+        for r in replayers:
+            r.open(number, session)
+        for key in session.keys:
+            for r in replayers:
+                r.keystroke(key)
+        for r in replayers:
+            r.close()
 
 
 def print_table(rows: list[RowResult], baseline: RowResult) -> None:
     base = baseline.summary()
     head = (
         f"{'configuration':<34} {'reqs':>5} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} "
-        f"{'p50 x':>7} {'eval tok/req':>12} {'cache hit':>9} {'chars/req':>9} {'shown':>6}"
+        f"{'p50 x':>7} {'eval tok/req':>12} {'cache hit':>9} {'chars/req':>9} {'shown':>6} "
+        f"{'chars/run':>9} {'gen/run':>7}"
     )
     print(head)
     print("-" * len(head))
@@ -468,7 +525,7 @@ def print_table(rows: list[RowResult], baseline: RowResult) -> None:
         print(
             f"{row.name:<34} {s['requests']:>5} {s['p50']:>9.1f} {s['p95']:>9.1f} "
             f"{s['mean']:>9.1f} {ratio:>6.1f}x {s['evaluated']:>12.1f} {s['hit_rate']:>8.0%} "
-            f"{s['chars']:>9.1f} {s['shown']:>5.0%}"
+            f"{s['chars']:>9.1f} {s['shown']:>5.0%} {s['model_chars']:>9.1f} {s['model_gen']:>7.1f}"
         )
     print()
     print("p50 x: baseline p50 / this row's p50 (higher is faster).")
@@ -477,6 +534,10 @@ def print_table(rows: list[RowResult], baseline: RowResult) -> None:
     )
     print(
         "chars/req: characters of completion shown per request; shown: requests with a completion."
+    )
+    print(
+        "chars/run, gen/run: characters shown and tokens generated per request that ran the model\n"
+        "(cache hits excluded: they show the rest of an earlier, longer completion)."
     )
     for row in rows:
         if row.note:
@@ -549,49 +610,54 @@ def main(argv: list[str] | None = None) -> int:
         "multiline": True,
         "extraContext": False,
     }
-    rows: list[RowResult] = []
-    started = time.perf_counter()
-    rows.append(
-        run_hanlin(
+    replayers: list[Replayer] = [
+        HanlinReplayer(
             "hanlin-lsp (KV reuse + cache)",
-            sessions,
             source,
             language,
             {**common, "kvReuse": True, "responseCache": True},
             args.logs / "reuse.log",
         )
-    )
-    print(f"  done: {rows[-1].name} ({time.perf_counter() - started:.0f} s)", flush=True)
-    baseline = rows[0]
+    ]
     if not args.no_baseline:
-        rows.append(
-            run_hanlin(
+        replayers.append(
+            HanlinReplayer(
                 "hanlin-lsp (no reuse, no cache)",
-                sessions,
                 source,
                 language,
                 {**common, "kvReuse": False, "responseCache": False},
                 args.logs / "no-reuse.log",
             )
         )
-        baseline = rows[-1]
-        print(f"  done: {rows[-1].name} ({time.perf_counter() - started:.0f} s)", flush=True)
     if not args.no_peer:
-        try:
-            rows.append(
-                run_llama_server(
-                    sessions,
-                    args.model,
-                    threads=args.threads,
-                    n_ctx=args.ctx,
-                    max_tokens=args.max_tokens,
-                    budget_ms=args.budget_ms,
-                    log_path=args.logs / "llama-server.log",
-                )
+        replayers.append(
+            LlamaServerReplayer(
+                args.model,
+                threads=args.threads,
+                n_ctx=args.ctx,
+                max_tokens=args.max_tokens,
+                budget_ms=args.budget_ms,
+                log_path=args.logs / "llama-server.log",
             )
-            print(f"  done: {rows[-1].name} ({time.perf_counter() - started:.0f} s)", flush=True)
-        except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
-            print(f"  llama-server peer skipped: {exc}", flush=True)
+        )
+    started = time.perf_counter()
+    running: list[Replayer] = []
+    try:
+        for r in replayers:
+            try:
+                r.start()
+                running.append(r)
+            except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
+                if not isinstance(r, LlamaServerReplayer):
+                    raise
+                print(f"  llama-server peer skipped: {exc}", flush=True)
+        replay_interleaved(running, sessions)
+    finally:
+        for r in running:
+            r.stop()
+    print(f"  replayed in {time.perf_counter() - started:.0f} s", flush=True)
+    rows = [r.row for r in running]
+    baseline = rows[1] if not args.no_baseline else rows[0]
     print()
     print_table(rows, baseline)
     print(f"\nload avg at the end {os.getloadavg()[0]:.2f} (other processes share these cores)")
