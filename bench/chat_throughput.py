@@ -276,9 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             f"machine load average (1 min): {load_before:.1f} at start, {os.getloadavg()[0]:.1f} "
             f"at end, on {hw.logical_cores} logical cores (other load skews both columns alike)"
         )
-    print(
-        print(f"{'metric (ratio: median per pair)':<44}{'llama.cpp':>12}{'Hanlin':>12}{'ratio':>9}")
-    )
+    print(f"{'metric (ratio: median per pair)':<44}{'llama.cpp':>12}{'Hanlin':>12}{'ratio':>9}")
     print(
         f"{'decode tok/s (llama-bench tg' + str(N_GEN) + ' vs chat)':<44}"
         f"{btg:>12.1f}{ctg:>12.1f}{_median(pair_ratios):>8.2f}x"
