@@ -31,7 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from engine.cancel import NEVER_CANCELLED, CancelToken
@@ -396,9 +396,9 @@ class CompletionEngine:
                 return prompt
             # Drop other files first, then halve the prefix and suffix windows.
             if limits.context_chars > 0:
-                limits = _replace(limits, context_chars=0)
+                limits = replace(limits, context_chars=0)
             else:
-                limits = _replace(
+                limits = replace(
                     limits,
                     prefix_lines=max(8, limits.prefix_lines // 2),
                     prefix_chars=max(256, limits.prefix_chars // 2),
@@ -497,9 +497,3 @@ class CompletionEngine:
             if len(FILTERS[name](complete, fctx)) < len(complete):
                 return True
         return False
-
-
-def _replace(limits: PromptLimits, **changes: int) -> PromptLimits:
-    from dataclasses import replace
-
-    return replace(limits, **changes)
