@@ -140,19 +140,24 @@ async def test_cancellation_storm_answers_the_latest(smollm2_path: Path) -> None
 async def test_cancel_request_is_honoured(smollm2_path: Path) -> None:
     async with lsp_session(_options(smollm2_path, maxTokens=200, multiline=True)) as client:
         assert await wait_for_state(client) == "ready"
-        open_doc(client, URI, "# A long story about a dragon.\n\n")
+        # a long prefix, so the request is still evaluating its prompt when the cancel lands
+        story = "".join(
+            f"# Chapter {i}: the dragon flew over mountain {i} and river {i * 7} at dawn.\n"
+            for i in range(120)
+        )
+        open_doc(client, URI, story + "\n")
         future = client.protocol.send_request(
             types.TEXT_DOCUMENT_INLINE_COMPLETION,
             types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=URI),
-                position=types.Position(line=2, character=0),
+                position=types.Position(line=120, character=0),
                 context=types.InlineCompletionContext(
                     trigger_kind=types.InlineCompletionTriggerKind.Invoked
                 ),
             ),
         )
-        await asyncio.sleep(0.3)
         msg_id = next(reversed(client.protocol._request_futures))
+        await asyncio.sleep(0.05)
         client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
         with pytest.raises(Exception, match=r"(?i)cancel"):
             await asyncio.wait_for(asyncio.wrap_future(future), 60)
