@@ -236,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     # Decode: tight pairs (llama-bench, then Hanlin, then the high-level API, one reply
     # each), so that load from other processes hits both sides of each ratio alike.
+    # Warm-up, as llama-bench does before it measures (first-touch of weights, thread start).
+    run_chat_decode(model, STORY_PROMPTS[:1])
+    if highlevel is not None:
+        run_highlevel_decode(highlevel, STORY_PROMPTS[:1])
     pair_ratios: list[float] = []
     hl_ratios: list[float] = []
     for i in range(args.pairs):
