@@ -105,8 +105,12 @@ class MainWindow(QMainWindow):
         c.conversations.modelReset.connect(lambda: self._select_conversation(c.current_id or -1))
         c.generatingChanged.connect(self.stop_action.setEnabled)
         c.conversationSettingsChanged.connect(lambda: self._show_status(c.status))
-        if history.problem:
-            self.chat_view.banner.show_warning(history.problem)
+        # A hand-broken settings.toml or history database: say so, keep working on defaults.
+        from engine.settings import load_settings
+
+        problems = [p for p in (history.problem, load_settings().problem) if p]
+        if problems:
+            self.chat_view.banner.show_warning("\n".join(problems))
         latest = history.list()
         c.open_conversation(latest[0].id if latest else None)
         self._show_status(c.status)

@@ -156,6 +156,27 @@ def test_no_model_installed_explains_what_to_do(qtbot, hanlin_home):
     history.close()
 
 
+def test_hand_broken_settings_file_is_reported_and_kept(qtbot, hanlin_home):
+    from desktop.main_window import MainWindow
+    from desktop.tasks import TaskRunner
+    from engine.catalog import load_catalog
+    from engine.store import ModelStore
+
+    broken = 'theme = "dark"\nchat_model = \n'
+    paths.settings_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.settings_file().write_text(broken, encoding="utf-8")
+    history = History()
+    win = MainWindow(history, TaskRunner(), ModelStore(catalog=load_catalog()), load_catalog())
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.ready, timeout=20000)
+    assert "not valid TOML" in win.chat_view.banner.text()
+    assert str(paths.settings_file()) in win.chat_view.banner.text()
+    assert paths.settings_file().read_text(encoding="utf-8") == broken  # the user's file is kept
+    win.shutdown()
+    history.close()
+
+
 def test_theme_follows_settings_and_env_override(qtbot, chat_store, monkeypatch):
     from desktop.app import apply_theme, build_window
 
