@@ -25,20 +25,27 @@ from tests.support.tiny_fim_gguf import write_tiny_fim_gguf
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def qwen_vocab(tmp_path_factory: pytest.TempPathFactory) -> LlamaVocab:
+def _vocab(path: Path) -> LlamaVocab:
+    """Load only the vocabulary, with llama.cpp's log routed like the product does
+    (never `verbose=False`, whose fd redirection the house rules forbid)."""
     import llama_cpp
 
+    from engine.llama_log import ensure_llama_logs_routed
+
+    ensure_llama_logs_routed()
+    return LlamaVocab(llama_cpp.Llama(str(path), vocab_only=True, verbose=True))
+
+
+@pytest.fixture(scope="module")
+def qwen_vocab(tmp_path_factory: pytest.TempPathFactory) -> LlamaVocab:
     path = write_tiny_fim_gguf(tmp_path_factory.mktemp("fim") / "tiny-qwen.gguf", "qwen2.5-coder")
-    return LlamaVocab(llama_cpp.Llama(str(path), vocab_only=True, verbose=False))
+    return _vocab(path)
 
 
 @pytest.fixture(scope="module")
 def deepseek_vocab(tmp_path_factory: pytest.TempPathFactory) -> LlamaVocab:
-    import llama_cpp
-
     path = write_tiny_fim_gguf(tmp_path_factory.mktemp("fim") / "tiny-ds.gguf", "deepseek-coder")
-    return LlamaVocab(llama_cpp.Llama(str(path), vocab_only=True, verbose=False))
+    return _vocab(path)
 
 
 def _sdist_vocab(name: str, dest: Path) -> Path | None:
@@ -98,20 +105,18 @@ def test_detects_deepseek_from_the_vocabulary(deepseek_vocab: LlamaVocab) -> Non
 
 
 def test_smollm2_has_no_fim_tokens_and_gets_prefix_only(smollm2_path: Path) -> None:
-    import llama_cpp
 
-    vocab = LlamaVocab(llama_cpp.Llama(str(smollm2_path), vocab_only=True, verbose=False))
+    vocab = _vocab(smollm2_path)
     assert vocab.fim_ids()["pre"] is None
     assert detect_template(vocab, family="llama").name == "prefix-only"
 
 
 def test_real_deepseek_coder_vocabulary_from_the_sdist(tmp_path: Path) -> None:
-    import llama_cpp
 
     path = _sdist_vocab("ggml-vocab-deepseek-coder.gguf", tmp_path)
     if path is None:
         pytest.skip("no llama-cpp-python sdist here (python -m bench.llama_tools fetches it)")
-    vocab = LlamaVocab(llama_cpp.Llama(str(path), vocab_only=True, verbose=False))
+    vocab = _vocab(path)
     ids = vocab.fim_ids()
     assert (ids["pre"], ids["suf"], ids["mid"]) == (32016, 32015, 32017)
     template = detect_template(vocab)
@@ -188,9 +193,8 @@ def test_deepseek_prompt_puts_context_as_comments_after_bos(deepseek_vocab: Llam
 
 
 def test_prefix_only_prompt_is_just_the_text(smollm2_path: Path) -> None:
-    import llama_cpp
 
-    vocab = LlamaVocab(llama_cpp.Llama(str(smollm2_path), vocab_only=True, verbose=False))
+    vocab = _vocab(smollm2_path)
     prompt = build_prompt(
         vocab,
         get_template("prefix-only"),
