@@ -167,26 +167,28 @@ class DownloadManager(QObject):
         self.finished.emit(model_id, installed)
 
     def _on_error(self, model_id: str, error: BaseException) -> None:
-        run = self._running.get(model_id)
-        if run is not None and run.intent == CANCELLED:
-            self._table.note_no_partial(model_id)
-            self._finish(model_id)
-            self._discard_partial(model_id)
-            return
-        self._stopped(model_id)
-        self._finish(model_id)
-        self.failed.emit(model_id, error)
+        if not self._settle_unfinished(model_id):
+            self.failed.emit(model_id, error)
 
     def _on_cancelled(self, model_id: str) -> None:
+        if not self._settle_unfinished(model_id):
+            self.stopped.emit(model_id, PAUSED)
+
+    def _settle_unfinished(self, model_id: str) -> bool:
+        """Clear a transfer that ended without installing.
+
+        True when the user cancelled it: its partial file is discarded and there is
+        nothing more to report. Otherwise the row keeps its partial and the caller reports.
+        """
         run = self._running.get(model_id)
         if run is not None and run.intent == CANCELLED:
             self._table.note_no_partial(model_id)
             self._finish(model_id)
             self._discard_partial(model_id)
-            return
+            return True
         self._stopped(model_id)
         self._finish(model_id)
-        self.stopped.emit(model_id, PAUSED)
+        return False
 
     def _stopped(self, model_id: str) -> None:
         """Show where a stopped transfer got to (its .part file stays on disk)."""
