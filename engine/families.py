@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 __all__ = [
     "FAMILIES",
@@ -106,13 +107,18 @@ def family_for(name: str | None) -> FamilyBehavior:
     return FAMILIES[GENERIC_FAMILY]
 
 
+# Qwen2.5-Coder / Qwen3-Coder model cards
+_QWEN_CODER_SAMPLING = MappingProxyType(
+    {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repeat_penalty": 1.05}
+)
+
 register_family(FamilyBehavior(name=GENERIC_FAMILY, stop_strings=()))
 register_family(
     FamilyBehavior(
         name="qwen2.5-coder",
         stop_strings=_CHATML_STOPS,
         fim_template="qwen2.5-coder",
-        sampling_plain={"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repeat_penalty": 1.05},
+        sampling_plain=_QWEN_CODER_SAMPLING,
     )
 )
 register_family(
@@ -133,7 +139,7 @@ register_family(
         name="qwen3-coder",
         stop_strings=_CHATML_STOPS,
         fim_template="qwen2.5-coder",
-        sampling_plain={"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repeat_penalty": 1.05},
+        sampling_plain=_QWEN_CODER_SAMPLING,
     )
 )
 register_family(
