@@ -51,19 +51,12 @@ from typing import Any, Literal
 
 from engine import paths
 from engine.errors import CatalogError, UnknownModelError
+from engine.families import FAMILIES
 
 ROLES = ("chat", "completion")
 
-#: Families every Hanlin build understands (engine/families.py maps each to its behaviour).
-KNOWN_FAMILIES = (
-    "qwen2.5-coder",
-    "qwen3",
-    "qwen3-coder",
-    "deepseek-r1-distill",
-    "deepseek-coder-v2",
-    "deepseek-coder",
-    "llama",
-)
+#: Families every Hanlin build understands: the ones engine/families.py registers a behaviour for.
+KNOWN_FAMILIES = tuple(FAMILIES)
 
 SCHEMA_VERSION = 1
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
@@ -208,15 +201,9 @@ _SAMPLING_RANGES: dict[str, tuple[float, float]] = {
 _TOP_KEYS = ("schema_version", "sampling", "model")
 
 
-def _known_families() -> set[str]:
-    names = set(KNOWN_FAMILIES)
-    try:
-        from engine.families import FAMILIES  # registry owned by the runtime
-
-        names.update(FAMILIES)
-    except ImportError:
-        pass
-    return names
+def known_families() -> set[str]:
+    """Family names a catalog entry or an import may use (families registered later count too)."""
+    return set(FAMILIES)
 
 
 def _type_name(types: type | tuple[type, ...]) -> str:
@@ -285,10 +272,10 @@ def _parse_entry(
     for key in ("name", "publisher", "parameters", "quantization", "license", "description"):
         if not raw[key].strip():
             raise CatalogError(f"{label}: `{key}` must not be empty")
-    if raw["family"] not in _known_families():
+    if raw["family"] not in known_families():
         raise CatalogError(
             f"{label}: unknown family `{raw['family']}`",
-            f"known families: {', '.join(sorted(_known_families()))}",
+            f"known families: {', '.join(sorted(known_families()))}",
         )
     if not _REPO_RE.match(raw["repo"]):
         raise CatalogError(f"{label}: repo must look like OWNER/NAME, not {raw['repo']!r}")
@@ -422,6 +409,7 @@ __all__ = [
     "CatalogEntry",
     "Sampling",
     "close_matches",
+    "known_families",
     "load_catalog",
     "parse_catalog_file",
     "shipped_catalog_path",

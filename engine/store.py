@@ -547,15 +547,9 @@ class ModelStore:
                 "use lower-case letters, digits, '.', '_' or '-' (at most 80)",
             )
         if family is not None:
-            from engine.catalog import KNOWN_FAMILIES
+            from engine.catalog import known_families
 
-            known = set(KNOWN_FAMILIES)
-            try:
-                from engine.families import FAMILIES
-
-                known.update(FAMILIES)
-            except ImportError:  # pragma: no cover
-                pass
+            known = known_families()
             if family not in known:
                 raise HanlinError(
                     f"Unknown family `{family}`", f"choose one of: {', '.join(sorted(known))}"
