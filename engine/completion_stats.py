@@ -19,13 +19,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from engine import paths
 from engine.atomic import write_text_atomic
+from engine.errors import BusyError
+from engine.file_lock import FileLock
 
 __all__ = [
     "CompletionStats",
@@ -38,6 +39,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _VERSION = 1
+#: how long a flush waits for another process's flush before keeping its counts for later
+FLUSH_LOCK_WAIT_S = 10.0
 
 
 def stats_file() -> Path:
@@ -163,23 +166,6 @@ def load_completion_stats(path: Path | None = None) -> CompletionStats:
         return CompletionStats()
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An advisory lock beside the stats file (POSIX fcntl; elsewhere a no-op)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: atomic replace still keeps the file whole
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 class CompletionStatsRecorder:
     """Counts events in memory; `flush()` adds them to the file. Thread-safe."""
 
@@ -221,13 +207,16 @@ class CompletionStatsRecorder:
             pending, self._pending = self._pending, CompletionStats()
         if all(s.is_empty() for s in pending.languages.values()):
             return None
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock = FileLock(lock_path, "Saving completion statistics")
         try:
-            with _file_lock(self.path):
+            # Several editors' servers may flush at once: add, never overwrite.
+            with lock.acquire(wait=FLUSH_LOCK_WAIT_S):
                 totals = _read(self.path)
                 totals.merge(pending)
                 write_text_atomic(self.path, totals.to_json())
             return totals
-        except OSError as exc:
+        except (OSError, BusyError) as exc:
             # keep the counts for the next try rather than losing them
             with self._lock:
                 pending.merge(self._pending)

@@ -65,3 +65,23 @@ def test_damaged_file_is_moved_aside(hanlin_home: Path) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data["languages"]["c"]["accepted"] == 1
     assert list(path.parent.glob("completion_stats.json.broken-*"))
+
+
+def test_servers_in_several_processes_flushing_at_once_lose_no_count(hanlin_home: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "from engine.completion_stats import CompletionStatsRecorder\n"
+        "rec = CompletionStatsRecorder()\n"
+        "for _ in range(25):\n"
+        "    rec.offered('python')\n"
+        "    rec.accepted('python', 2)\n"
+        "    rec.flush()\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=root) for _ in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    python = load_completion_stats().languages["python"]
+    assert python.offered == 100
+    assert python.chars_accepted == 200
