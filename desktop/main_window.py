@@ -265,14 +265,10 @@ class MainWindow(QMainWindow):
 
     def _ensure_models_page(self) -> QWidget:
         if self.models_page is None:
-            try:
-                from desktop.models_page import ModelsPage
+            from desktop.models_page import ModelsPage
 
-                page: QWidget = ModelsPage(self.runner, self.store, self.catalog, self)
-                page.modelsChanged.connect(self.controller.reload_models)  # type: ignore[attr-defined]
-            except ImportError as exc:
-                page = QLabel(f"The Models page is not available in this build ({exc}).", self)
-                page.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            page = ModelsPage(self.runner, self.store, self.catalog, self)
+            page.modelsChanged.connect(self.controller.reload_models)
             self.models_page = page
             self.stack.addWidget(page)
         return self.models_page

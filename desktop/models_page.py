@@ -300,10 +300,8 @@ class ModelsPage(QWidget):
         """Reload the editor-completion statistics (worker)."""
 
         def load(cancel: CancelToken, report: ProgressCallback) -> Any:
-            try:
-                from engine.completion_stats import load_completion_stats
-            except ImportError:  # pragma: no cover - the module ships with the app
-                return None
+            from engine.completion_stats import load_completion_stats
+
             return load_completion_stats()
 
         self._runner.submit(

@@ -43,6 +43,7 @@ from engine.errors import (
     UnknownModelError,
     VerificationError,
 )
+from engine.families import guess_family
 from engine.file_lock import FileLock
 from engine.gguf_info import GGUFInfo, read_gguf_info
 from engine.hub_download import (
@@ -135,26 +136,6 @@ def slug_id(filename: str) -> str:
         stem = stem[:-5]
     slug = re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-._")
     return (slug or "model")[:80]
-
-
-def _guess_family(info: GGUFInfo, path: Path) -> str:
-    try:
-        from engine.families import guess_family
-
-        return guess_family(info.architecture, info.name, path)
-    except ImportError:  # pragma: no cover - families.py ships with the engine
-        text = f"{info.architecture} {info.name or ''} {path.name}".lower()
-        for needle, family in (
-            ("qwen3-coder", "qwen3-coder"),
-            ("qwen3", "qwen3"),
-            ("r1-distill", "deepseek-r1-distill"),
-            ("coder-v2", "deepseek-coder-v2"),
-            ("deepseek-coder", "deepseek-coder"),
-            ("qwen2.5-coder", "qwen2.5-coder"),
-        ):
-            if needle in text:
-                return family
-        return "llama"
 
 
 class ModelStore:
@@ -312,7 +293,7 @@ class ModelStore:
                     id=slug_id(candidate.name),
                     path=candidate.resolve(),
                     size_bytes=candidate.stat().st_size,
-                    family=_guess_family(info, candidate),
+                    family=guess_family(info.architecture, info.name, candidate),
                     source="import",
                 )
             if candidate.suffix.lower() == ".gguf":
@@ -501,7 +482,7 @@ class ModelStore:
             )
         os.replace(part, final)
         note_path.unlink(missing_ok=True)
-        family = entry.family if entry else _guess_family(info, final)
+        family = entry.family if entry else guess_family(info.architecture, info.name, final)
         model = InstalledModel(
             id=target.id,
             path=final,
@@ -564,7 +545,7 @@ class ModelStore:
             id=model_id,
             path=path,
             size_bytes=path.stat().st_size,
-            family=family or _guess_family(info, path),
+            family=family or guess_family(info.architecture, info.name, path),
             source="import",
             catalog_entry=None,
             installed_at=time.time(),
