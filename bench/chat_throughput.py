@@ -3,7 +3,7 @@
 Measures, on the same model and thread count, in the same run:
 
 1. decode tokens/s: llama.cpp's `llama-bench` tg (no sampling at all, the
-   ceiling), Hanlin's chat path (`engine.chat.stream_chat`: template, sampler
+   ceiling), Hanlin's chat path (`hanlin.engine.chat.stream.stream_chat`: template, sampler
    chain, detokenizing, stop strings, think split), and, for reference,
    llama-cpp-python's high-level `Llama.create_completion(stream=True)`;
    rounds are interleaved so that other load on the machine hits all alike,
@@ -111,8 +111,8 @@ def run_llama_bench(model: Path, threads: int, reps: int) -> tuple[float, float]
 
 def run_chat_decode(model: Any, prompts: list[str]) -> tuple[float, float]:
     """Hanlin chat path: aggregate decode tok/s and prompt tok/s over a few replies."""
-    from engine.catalog import Sampling
-    from engine.chat import ChatMessage, stream_chat
+    from hanlin.engine.chat.stream import ChatMessage, stream_chat
+    from hanlin.engine.models.catalog import Sampling
 
     sampling = Sampling(
         temperature=0.7, top_p=0.95, top_k=40, min_p=0.05, repeat_penalty=1.0, max_tokens=N_GEN
@@ -165,8 +165,8 @@ def run_highlevel_decode(llama: Any, prompts: list[str]) -> float:
 
 def run_turns(model: Any, reuse: bool) -> tuple[list[float], list[int]]:
     """TTFT per turn in a 10-turn chat (greedy, short replies)."""
-    from engine.catalog import Sampling
-    from engine.chat import ChatSession
+    from hanlin.engine.chat.stream import ChatSession
+    from hanlin.engine.models.catalog import Sampling
 
     sampling = Sampling(
         temperature=0.0, top_p=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0, max_tokens=32
@@ -203,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ.setdefault("HANLIN_HOME", tempfile.mkdtemp(prefix="hanlin-bench-"))
-    from engine.hardware import detect_hardware
-    from engine.runtime import LoadOptions, load_model
+    from hanlin.engine.runtime.hardware import detect_hardware
+    from hanlin.engine.runtime.loader import LoadOptions, load_model
 
     model_path = args.model or smollm2_path()
     hw = detect_hardware()
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_highlevel:
         import llama_cpp
 
-        from engine.runtime import _construct_llama
+        from hanlin.engine.runtime.loader import _construct_llama
 
         highlevel = _construct_llama(
             model_path,

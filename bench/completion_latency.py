@@ -267,7 +267,7 @@ class HanlinReplayer:
     def start(self) -> None:
         env = {**os.environ, "HANLIN_HOME": str(self.home)}
         self._log = self.log_path.open("w")
-        self.client = LspClient([sys.executable, "-m", "lsp_server.main"], env, self._log)
+        self.client = LspClient([sys.executable, "-m", "hanlin.lsp_server.main"], env, self._log)
         self.client.settings = dict(self.options)
         folder = self.source.parent.as_uri()
         self.client.request(
@@ -375,7 +375,7 @@ class LlamaServerReplayer:
         budget_ms: int,
         log_path: Path,
     ) -> None:
-        from engine.fim import PromptLimits
+        from hanlin.engine.completion.fim import PromptLimits
 
         self.row = RowResult(
             "llama-server (peer)", note="/completion, same prefix-only prompt text"
@@ -433,8 +433,8 @@ class LlamaServerReplayer:
         self.lines = session.text.split("\n")
 
     def keystroke(self, key: Keystroke) -> None:
-        from engine.fim import window_prefix
-        from engine.postprocess import wants_multiline
+        from hanlin.engine.completion.fim import window_prefix
+        from hanlin.engine.completion.postprocess import wants_multiline
 
         row, lines = self.row, self.lines
         line = lines[key.line]

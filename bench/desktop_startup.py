@@ -2,7 +2,7 @@
 
 Two measurements, each printed beside a baseline taken in the same run:
 
-1. Start-up: wall time from launching `python -m desktop.cli.main` (with
+1. Start-up: wall time from launching `python -m hanlin.desktop.cli.main` (with
    HANLIN_STARTUP_PROBE=1, which prints a line once the window is shown and the
    event loop has answered a posted event, then quits) to reading that line, with
    a model installed and a history of conversations. Baseline: a bare
@@ -76,10 +76,10 @@ def _time_to_probe(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 def _seed_home(home: Path, tokens: int) -> None:
     os.environ["HANLIN_HOME"] = str(home)
-    from engine.catalog import load_catalog
-    from engine.history import History
-    from engine.settings import ModelSettings, Settings, save_settings
-    from engine.store import ModelStore
+    from hanlin.engine.chat.history import History
+    from hanlin.engine.core.settings import ModelSettings, Settings, save_settings
+    from hanlin.engine.models.catalog import load_catalog
+    from hanlin.engine.store.model_store import ModelStore
     from tests.conftest import smollm2_gguf
 
     ModelStore(catalog=load_catalog()).import_file(smollm2_gguf(), model_id="smollm2")
@@ -105,7 +105,7 @@ def bench_startup(runs: int) -> tuple[list[float], list[float], list[float]]:
     bare, ready, models = [], [], []
     for _ in range(runs):  # interleaved, so both see the same machine load
         bare.append(_time_to_probe([sys.executable, "-c", _BARE], env)[0])
-        r, m = _time_to_probe([sys.executable, "-m", "desktop.cli.main"], env)
+        r, m = _time_to_probe([sys.executable, "-m", "hanlin.desktop.cli.main"], env)
         ready.append(r)
         models.append(m)
     return bare, ready, models
@@ -116,11 +116,12 @@ def bench_stalls(tokens: int) -> tuple[dict[str, list[float]], dict[str, tuple[f
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from desktop.app import DeferredStore, apply_theme
-    from desktop.main_window import MainWindow
-    from desktop.tasks import TaskRunner
-    from engine.catalog import load_catalog
-    from engine.history import History
+    from hanlin.desktop.app import DeferredStore
+    from hanlin.desktop.main_window import MainWindow
+    from hanlin.desktop.tasks import TaskRunner
+    from hanlin.desktop.theme import apply_theme
+    from hanlin.engine.chat.history import History
+    from hanlin.engine.models.catalog import load_catalog
 
     app = QApplication.instance() or QApplication([])
     apply_theme("light", app)

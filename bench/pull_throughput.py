@@ -15,7 +15,7 @@ What it does:
    the median of `--runs` each;
 3. drops the connection at 50 % (server-side) and counts the bytes the server
    sent in total minus the file size;
-4. starts `python -m desktop.cli.main models pull` in a subprocess, SIGKILLs it
+4. starts `python -m hanlin.desktop.cli.main models pull` in a subprocess, SIGKILLs it
    at 50 %, runs it again, and counts the same.
 
 Run from the repository root: `python bench/pull_throughput.py [--size-mb 300]`.
@@ -37,8 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.hub_download import DownloadOptions  # noqa: E402
-from engine.store import ModelStore  # noqa: E402
+from hanlin.engine.store.hub_download import DownloadOptions  # noqa: E402
+from hanlin.engine.store.model_store import ModelStore  # noqa: E402
 from tests.support.fake_hub import FakeHub, write_gguf_file  # noqa: E402
 
 REPO = "bench/Bench-GGUF"
@@ -138,7 +138,8 @@ def resent_across_two_pulls(path: Path, work: Path) -> tuple[int, int]:
             "HANLIN_HOME": str(home),
             "PYTHONPATH": str(ROOT),
         }
-        cmd = [sys.executable, "-m", "desktop.cli.main", "models", "pull", f"hf.co/{REPO}/{FILE}"]
+        ref = f"hf.co/{REPO}/{FILE}"
+        cmd = [sys.executable, "-m", "hanlin.desktop.cli.main", "models", "pull", ref]
         proc = subprocess.Popen(
             cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

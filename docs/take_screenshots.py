@@ -11,7 +11,7 @@ What it does, for each shot:
    thinking), and editor-completion statistics;
 2. serves catalog files from the tests' local Hub server (`tests/support/fake_hub.py`,
    through HF_ENDPOINT), slowed down, so a download is visibly in progress;
-3. starts `Xvfb`, launches the app exactly as `hanlin` does (`desktop.app.run_app`)
+3. starts `Xvfb`, launches the app exactly as `hanlin` does (`hanlin.desktop.app.run_app`)
    in a child process, drives it to the state the shot needs (open a conversation,
    open the Models page and start a download), waits until it has painted, and
    captures the whole screen with ImageMagick's `import -window root` (there is no
@@ -125,13 +125,13 @@ def _sparse_gguf(path: Path, size: int, name: str) -> Path:
 def seed_home(home: Path, hub: object, blobs: Path) -> dict[str, int]:
     """Fill HANLIN_HOME with models, settings, history and stats. Returns conversation ids."""
     os.environ["HANLIN_HOME"] = str(home)
-    from engine.cancel import CancelToken
-    from engine.catalog import load_catalog
-    from engine.completion_stats import CompletionStatsRecorder
-    from engine.errors import Cancelled
-    from engine.history import History
-    from engine.settings import update_settings
-    from engine.store import ModelStore
+    from hanlin.engine.chat.history import History
+    from hanlin.engine.completion.stats import AcceptanceRecorder
+    from hanlin.engine.core.cancel import CancelToken
+    from hanlin.engine.core.errors import Cancelled
+    from hanlin.engine.core.settings import update_settings
+    from hanlin.engine.models.catalog import load_catalog
+    from hanlin.engine.store.model_store import ModelStore
     from tests.conftest import smollm2_gguf
 
     catalog = load_catalog()
@@ -206,7 +206,7 @@ def seed_home(home: Path, hub: object, blobs: Path) -> dict[str, int]:
     ids["code"] = code.id
     history.close()
 
-    recorder = CompletionStatsRecorder()
+    recorder = AcceptanceRecorder()
     for language, shown, accepted, chars in (
         ("python", 412, 131, 5210),
         ("typescript", 188, 52, 1733),
@@ -259,7 +259,7 @@ def child_main(page: str, download: str | None) -> int:
         poll.start(100)
 
     QTimer.singleShot(300, place)
-    from desktop.app import run_app
+    from hanlin.desktop.app import run_app
 
     return run_app()
 
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for shot in shots:
                 # each shot starts from the seeded state: no download left over
-                from engine.store import ModelStore
+                from hanlin.engine.store.model_store import ModelStore
 
                 store = ModelStore()
                 if store.get(DOWNLOADING_ID) is not None:

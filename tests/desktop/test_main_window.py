@@ -22,15 +22,11 @@ from PySide6.QtGui import QPalette
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from desktop.chat.generation import ModelStatus
-from engine import paths
-from engine.history import History
-from tests.desktop import test_chat_models as shared
-from tests.desktop.test_chat_models import SMOL_ID, install_smollm2, short_answers
-
-# the shared fixtures of the chat tests
-chat_store = shared.chat_store
-window = shared.window
+from hanlin.desktop.chat.generation import ModelStatus
+from hanlin.engine.chat.history import History
+from hanlin.engine.core import paths
+from tests.support.commands import HANLIN
+from tests.support.desktop_chat import SMOL_ID, install_smollm2, short_answers
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,10 +130,10 @@ def test_status_line_warns_when_a_gpu_load_fell_back_to_cpu(qtbot, window):
 
 
 def test_no_model_installed_explains_what_to_do(qtbot, hanlin_home):
-    from desktop.main_window import MainWindow
-    from desktop.tasks import TaskRunner
-    from engine.catalog import load_catalog
-    from engine.store import ModelStore
+    from hanlin.desktop.main_window import MainWindow
+    from hanlin.desktop.tasks import TaskRunner
+    from hanlin.engine.models.catalog import load_catalog
+    from hanlin.engine.store.model_store import ModelStore
 
     history = History()
     win = MainWindow(history, TaskRunner(), ModelStore(catalog=load_catalog()), load_catalog())
@@ -157,10 +153,10 @@ def test_no_model_installed_explains_what_to_do(qtbot, hanlin_home):
 
 
 def test_hand_broken_settings_file_is_reported_and_kept(qtbot, hanlin_home):
-    from desktop.main_window import MainWindow
-    from desktop.tasks import TaskRunner
-    from engine.catalog import load_catalog
-    from engine.store import ModelStore
+    from hanlin.desktop.main_window import MainWindow
+    from hanlin.desktop.tasks import TaskRunner
+    from hanlin.engine.models.catalog import load_catalog
+    from hanlin.engine.store.model_store import ModelStore
 
     broken = 'theme = "dark"\nchat_model = \n'
     paths.settings_file().parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +174,8 @@ def test_hand_broken_settings_file_is_reported_and_kept(qtbot, hanlin_home):
 
 
 def test_theme_follows_settings_and_env_override(qtbot, chat_store, monkeypatch):
-    from desktop.app import apply_theme, build_window
+    from hanlin.desktop.app import build_window
+    from hanlin.desktop.theme import apply_theme
 
     app = QApplication.instance()
     monkeypatch.setenv("HANLIN_THEME", "dark")
@@ -193,7 +190,7 @@ def test_theme_follows_settings_and_env_override(qtbot, chat_store, monkeypatch)
         win.set_theme("light")
         assert app.property("hanlinDark") is False
         assert app.palette().color(QPalette.ColorRole.Window).lightness() > 150
-        from engine.settings import load_settings
+        from hanlin.engine.core.settings import load_settings
 
         assert load_settings().settings.theme == "light"
     finally:
@@ -205,7 +202,7 @@ def test_theme_follows_settings_and_env_override(qtbot, chat_store, monkeypatch)
 def test_startup_probe_reports_a_visible_responsive_window(chat_store):
     env = dict(os.environ, HANLIN_STARTUP_PROBE="1", QT_QPA_PLATFORM="offscreen")
     proc = subprocess.run(
-        [sys.executable, "-m", "desktop.cli.main"],
+        [*HANLIN],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -224,7 +221,7 @@ _DRIVER = textwrap.dedent(
     import sys
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
-    from desktop.app import build_window
+    from hanlin.desktop.app import build_window
 
     app = QApplication(sys.argv)
     window = build_window(app)
@@ -287,10 +284,10 @@ def test_kill_mid_answer_then_reopen_keeps_the_conversation(qtbot, smollm2_path,
     assert answer.content.startswith(partial)  # nothing committed was lost
     assert not answer.complete  # it was cut off, and says so
 
-    from desktop.main_window import MainWindow
-    from desktop.tasks import TaskRunner
-    from engine.catalog import load_catalog
-    from engine.store import ModelStore
+    from hanlin.desktop.main_window import MainWindow
+    from hanlin.desktop.tasks import TaskRunner
+    from hanlin.engine.models.catalog import load_catalog
+    from hanlin.engine.store.model_store import ModelStore
 
     win = MainWindow(history, TaskRunner(), ModelStore(catalog=load_catalog()), load_catalog())
     qtbot.addWidget(win)

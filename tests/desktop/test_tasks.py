@@ -12,8 +12,8 @@ import time
 import pytest
 from PySide6.QtCore import QThread
 
-from desktop.tasks import TaskRunner
-from engine.errors import Cancelled, ModelLoadError
+from hanlin.desktop.tasks import TaskRunner
+from hanlin.engine.core.errors import Cancelled, ModelLoadError
 
 
 @pytest.fixture

@@ -11,21 +11,22 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.commands import HANLIN
+
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--max-tokens", "12", "--ctx", "512", "--temperature", "0"]
 
 
 def hanlin(*args: str, home: Path, stdin: str | None = None, timeout: float = 300):
-    env = {**os.environ, "HANLIN_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "HANLIN_HOME": str(home)}
     return subprocess.run(
-        [sys.executable, "-m", "desktop.cli.main", *args],
+        [*HANLIN, *args],
         cwd=ROOT,
         env=env,
         input=stdin,
@@ -115,12 +116,10 @@ def _wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_answer_not_the_program(smollm2_path: Path, hanlin_home: Path) -> None:
-    env = {**os.environ, "HANLIN_HOME": str(hanlin_home), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "HANLIN_HOME": str(hanlin_home)}
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "desktop.cli.main",
+            *HANLIN,
             "chat",
             str(smollm2_path),
             "--max-tokens",
@@ -222,9 +221,9 @@ def test_cli_says_when_the_gpu_load_fell_back_to_cpu(
     smollm2_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """In-process, with the GPU path mocked (no GPU here): the warning reaches the user."""
-    from desktop.cli.main import main
-    from engine import runtime
-    from engine.hardware import HardwareInfo, detect_hardware
+    from hanlin.desktop.cli.main import main
+    from hanlin.engine.runtime import loader as runtime
+    from hanlin.engine.runtime.hardware import HardwareInfo, detect_hardware
 
     fake = HardwareInfo(
         **{**detect_hardware().to_dict(), "backend": "cuda", "gpu_offload_supported": True}

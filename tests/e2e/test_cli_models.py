@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support import fake_hub_fixtures
+from tests.support.commands import HANLIN
 from tests.support.fake_hub import FakeHub, HubFile, make_gguf
 
 fake_hub = fake_hub_fixtures.fake_hub  # the fixture, visible to pytest in this module
@@ -30,7 +30,6 @@ FILE = "qwen2.5-coder-1.5b-q4_k_m.gguf"
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)  # HANLIN_HOME and HF_ENDPOINT come from the fixtures
-    env["PYTHONPATH"] = str(ROOT)
     env["PYTHONUNBUFFERED"] = "1"
     env["HANLIN_STALL_TIMEOUT"] = "3"
     return env
@@ -38,7 +37,7 @@ def _env() -> dict[str, str]:
 
 def hanlin(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "desktop.cli.main", *args],
+        [*HANLIN, *args],
         cwd=ROOT,
         env=_env(),
         capture_output=True,
@@ -49,7 +48,7 @@ def hanlin(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
 
 def start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "desktop.cli.main", *args],
+        [*HANLIN, *args],
         cwd=ROOT,
         env=_env(),
         stdout=subprocess.PIPE,
@@ -227,7 +226,7 @@ def test_progress_bar_on_a_terminal(fake_hub: FakeHub) -> None:
     fake_hub.faults.rate = 2 * 1024 * 1024  # ~2 s: several redraws
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "desktop.cli.main", "models", "pull", MODEL_ID],
+        [*HANLIN, "models", "pull", MODEL_ID],
         cwd=ROOT,
         env=_env(),
         stdout=subprocess.PIPE,

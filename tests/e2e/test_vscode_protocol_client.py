@@ -14,10 +14,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.commands import HANLIN_LSP
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 ROOT = NODE_DIR.parents[2]
@@ -45,9 +46,7 @@ def test_vscode_protocol_client_gets_inline_completions(
             "node",
             str(NODE_DIR / "client.mjs"),
             str(smollm2_path),
-            sys.executable,
-            "-m",
-            "lsp_server.main",
+            *HANLIN_LSP,
         ],
         cwd=ROOT,
         env=env,

@@ -35,8 +35,8 @@ SCRIPT = textwrap.dedent(
     else:
         raise SystemExit("the blocker does not work")
 
-    import engine
-    names = sorted(m.name for m in pkgutil.walk_packages(engine.__path__, "engine."))
+    import hanlin.engine as engine
+    names = sorted(m.name for m in pkgutil.walk_packages(engine.__path__, "hanlin.engine."))
     for name in names:
         importlib.import_module(name)
     leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
@@ -55,16 +55,19 @@ def test_engine_imports_without_qt_or_pygls() -> None:
     imported = set(result.stdout.split())
     # The runtime half must be among them (and so must be importable on its own).
     assert {
-        "engine.runtime",
-        "engine.chat",
-        "engine.hardware",
-        "engine.families",
-        "engine.llama_log",
-        "engine.llama_session",
+        "hanlin.engine.runtime.loader",
+        "hanlin.engine.chat.stream",
+        "hanlin.engine.runtime.hardware",
+        "hanlin.engine.models.families",
+        "hanlin.engine.runtime.llama_log",
+        "hanlin.engine.runtime.session",
     } <= imported
 
 
-@pytest.mark.parametrize("module", ["engine.chat", "engine.runtime", "engine.hardware"])
+@pytest.mark.parametrize(
+    "module",
+    ["hanlin.engine.chat.stream", "hanlin.engine.runtime.loader", "hanlin.engine.runtime.hardware"],
+)
 def test_importing_runtime_modules_prints_nothing(module: str) -> None:
     """Importing must not write to stdout (the language server's protocol channel)."""
     result = subprocess.run(

@@ -1,11 +1,10 @@
-"""Drive the real `hanlin-lsp` (python -m lsp_server.main) over stdio with pytest-lsp's client."""
+"""Drive the real, installed `hanlin-lsp` over stdio with pytest-lsp's client."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,8 +14,10 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 from pytest_lsp.client import make_test_lsp_client
 
+from tests.support.commands import HANLIN_LSP
+
 ROOT = Path(__file__).resolve().parents[2]
-SERVER_COMMAND = [sys.executable, "-m", "lsp_server.main", "--log-level", "debug"]
+SERVER_COMMAND = [*HANLIN_LSP, "--log-level", "debug"]
 
 
 def inline_capabilities(

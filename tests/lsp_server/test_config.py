@@ -1,12 +1,12 @@
-"""lsp_server.config: settings objects from editors and the desktop app's settings file."""
+"""hanlin.lsp_server.config: settings objects from editors and the desktop app's settings file."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from engine.settings import Settings, save_settings
-from lsp_server.config import DEFAULTS, SettingsFileWatcher, parse_config
+from hanlin.engine.core.settings import Settings, save_settings
+from hanlin.lsp_server.config import DEFAULTS, SettingsFileWatcher, parse_config
 
 
 def test_parse_camel_case_settings() -> None:

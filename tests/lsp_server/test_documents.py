@@ -1,4 +1,4 @@
-"""UTF-16 positions and incremental edits of lsp_server.documents."""
+"""UTF-16 positions and incremental edits of hanlin.lsp_server.documents."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from lsp_server.documents import Document, DocumentStore, utf16_column_to_index, utf16_len
+from hanlin.lsp_server.documents import Document, DocumentStore, utf16_column_to_index, utf16_len
 
 
 def test_utf16_length_counts_astral_characters_twice() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from lsp_server.config import CLIENT_ONLY_KEYS, DEFAULTS, SETTING_KEYS, parse_config
+from hanlin.lsp_server.config import CLIENT_ONLY_KEYS, DEFAULTS, SETTING_KEYS, parse_config
 from tests.lsp_server.harness import ROOT
 
 INSTALLERS = ROOT / "installers"

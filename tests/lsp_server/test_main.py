@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.lsp_server.harness import ROOT, raw_message
+from tests.support.commands import HANLIN_LSP
 
-COMMAND = [sys.executable, "-m", "lsp_server.main"]
+COMMAND = [*HANLIN_LSP]
 
 
 def _free_port() -> int:

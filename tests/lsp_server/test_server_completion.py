@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
-from engine.completion_stats import load_completion_stats
+from hanlin.engine.completion.stats import load_completion_stats
 from tests.lsp_server.harness import (
     inline_at,
     inline_capabilities,

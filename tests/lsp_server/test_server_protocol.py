@@ -1,6 +1,6 @@
 """hanlin-lsp over stdio without a model: capabilities, sync, robustness, settings.
 
-Each test starts the real server process (`python -m lsp_server.main`).
+Each test starts the real server process (`python -m hanlin.lsp_server.main`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
-from engine.completion_stats import load_completion_stats
+from hanlin.engine.completion.stats import load_completion_stats
 from tests.lsp_server.harness import (
     SERVER_COMMAND,
     frame,
@@ -219,7 +219,7 @@ async def test_settings_change_loads_the_new_model(tmp_path: Path) -> None:
 
 async def test_desktop_settings_file_choice_is_followed(tmp_path: Path) -> None:
     """No `model` from the editor: the server follows completion_model in settings.toml."""
-    from engine.settings import Settings, save_settings
+    from hanlin.engine.core.settings import Settings, save_settings
 
     missing = tmp_path / "chosen-in-the-app.gguf"
     async with lsp_session() as client:

@@ -1,4 +1,4 @@
-"""lsp_server.transport: the read loop re-synchronises after malformed input (in-process)."""
+"""hanlin.lsp_server.transport: the read loop re-synchronises after malformed input (in-process)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 
 from pygls.lsp.server import LanguageServer
 
-from lsp_server.transport import read_messages
+from hanlin.lsp_server.transport import read_messages
 from tests.lsp_server.harness import frame, raw_message
 
 

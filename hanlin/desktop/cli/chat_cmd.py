@@ -1,0 +1,284 @@
+"""`hanlin chat [ID] [PROMPT]`: chat with a local model in the terminal.
+
+With PROMPT: one answer, streamed to stdout, then exit. Without: an interactive
+multi-turn chat (`/help` lists the commands). Ctrl-C while the model is writing
+stops that answer, not the program; Ctrl-C twice at the prompt (or Ctrl-D)
+exits. The answer goes to stdout; everything else (loading, the GPU-fallback
+warning, tokens/s and time to first token) goes to stderr, so
+`hanlin chat m "..." > answer.txt` captures only the answer. The model's
+reasoning is shown (dimmed) only with --show-thinking; otherwise a one-line
+note on stderr says that it thought and for how long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from hanlin.engine.core.cancel import CancelToken
+from hanlin.engine.core.errors import HanlinError, UnknownModelError
+from hanlin.engine.core.settings import load_settings
+
+__all__ = ["run"]
+
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+HELP = """Commands:
+  /clear        forget the conversation (keeps the system prompt)
+  /think on|off turn the model's thinking on or off (Qwen3)
+  /stats        show the last reply's statistics
+  /bye, /exit   leave (Ctrl-D works too)
+Ctrl-C stops the answer being written; Ctrl-C twice at the prompt leaves."""
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class _Resolved:
+    def __init__(self, path: Path, model_id: str, family: str | None, sampling: Any | None) -> None:
+        self.path, self.model_id, self.family, self.sampling = path, model_id, family, sampling
+
+
+def _resolve(ref: str | None) -> _Resolved:
+    from hanlin.engine.store.model_store import ModelStore
+
+    settings = load_settings().settings
+    ref = ref or settings.chat_model
+    if not ref:
+        raise UnknownModelError(
+            "No model is chosen for chat",
+            "give one (`hanlin chat ID`), choose one with `hanlin models use ID --for chat`, "
+            "or run `hanlin models pull qwen2.5-coder-1.5b-instruct-q4km` first",
+        )
+    installed = ModelStore().resolve(ref)
+    entry = installed.catalog_entry
+    return _Resolved(
+        Path(installed.path),
+        installed.id,
+        installed.family or (entry.family if entry else None),
+        entry.sampling if entry else None,
+    )
+
+
+def _sampling(resolved: _Resolved, args: argparse.Namespace) -> Any:
+    """Catalog defaults, then the user's per-model settings, then command-line flags."""
+    from hanlin.engine.models.catalog import Sampling
+
+    base = resolved.sampling or Sampling()
+    overrides = load_settings().settings.model(resolved.model_id).to_dict()
+    known = {k: v for k, v in overrides.items() if hasattr(base, k)}
+    if args.temperature is not None:
+        known["temperature"] = args.temperature
+    if args.max_tokens is not None:
+        known["max_tokens"] = args.max_tokens
+    return replace(base, **known)
+
+
+def _load(resolved: _Resolved, args: argparse.Namespace) -> Any:
+    from hanlin.engine.runtime.loader import LoadOptions, load_model
+
+    per_model = load_settings().settings.model(resolved.model_id)
+    options = LoadOptions(
+        n_ctx=args.ctx or per_model.n_ctx,
+        n_gpu_layers=0
+        if args.cpu
+        else (per_model.n_gpu_layers if per_model.n_gpu_layers is not None else -1),
+    )
+    interactive = sys.stderr.isatty()
+    if interactive:
+        print(f"Loading {resolved.model_id} …", end="", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    cancel = CancelToken()
+    try:
+        model = load_model(
+            resolved.path,
+            model_id=resolved.model_id,
+            family=resolved.family,
+            options=options,
+            cancel=cancel,
+        )
+    finally:
+        if interactive:
+            print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+    _err(
+        f"{resolved.model_id}: {model.family} on {model.backend.upper()}, "
+        f"{model.threads} thread{'s' if model.threads != 1 else ''}, context {model.n_ctx} tokens "
+        f"(loaded in {time.perf_counter() - started:.1f} s)"
+    )
+    if model.gpu_fallback:
+        _err(f"warning: {model.gpu_fallback}")
+    behavior = model.behavior
+    if args.no_think and behavior.reasoning and not behavior.thinking_switch:
+        _err(f"note: {model.family} models always think; --no-think has no effect")
+    return model
+
+
+class _Printer:
+    """Writes streamed events: the answer to stdout, thinking dimmed (or a note)."""
+
+    def __init__(self, out: TextIO, show_thinking: bool) -> None:
+        self.out = out
+        self.show_thinking = show_thinking
+        self.color = out.isatty()
+        self.in_thinking = False
+        self.think_started = 0.0
+        self.think_seconds = 0.0
+        self.wrote_answer = False
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "thinking":
+            if not self.in_thinking:
+                self.in_thinking = True
+                self.think_started = time.perf_counter()
+                if self.show_thinking:
+                    self.out.write(DIM if self.color else "<think>\n")
+            if self.show_thinking:
+                self.out.write(event.text)
+                self.out.flush()
+            return
+        self._close_thinking()
+        self.out.write(event.text)
+        self.out.flush()
+        self.wrote_answer = True
+
+    def _close_thinking(self) -> None:
+        if not self.in_thinking:
+            return
+        self.in_thinking = False
+        self.think_seconds += time.perf_counter() - self.think_started
+        if self.show_thinking:
+            self.out.write(RESET + "\n\n" if self.color else "\n</think>\n\n")
+            self.out.flush()
+        else:
+            _err(f"(thought for {self.think_seconds:.1f} s; --show-thinking shows it)")
+
+    def finish(self) -> None:
+        self._close_thinking()
+        self.out.write("\n")
+        self.out.flush()
+
+
+@contextlib.contextmanager
+def _ctrl_c_cancels(cancel: CancelToken) -> Iterator[None]:
+    """While generating, Ctrl-C flips the cancel token instead of raising KeyboardInterrupt."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        cancel.cancel("stopped with Ctrl-C")
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stats_line(stats: Any) -> str:
+    parts = [
+        f"{stats.generated_tokens} tokens",
+        f"{stats.tokens_per_s:.1f} tok/s",
+        f"TTFT {stats.ttft_s:.2f} s",
+        f"prompt {stats.prompt_tokens} tokens ({stats.cached_tokens} cached)",
+    ]
+    if stats.dropped_messages:
+        parts.append(f"{stats.dropped_messages} oldest messages dropped to fit the context")
+    if stats.stop_reason == "length":
+        parts.append("stopped at the token limit")
+    elif stats.stop_reason == "cancelled":
+        parts.append("stopped")
+    return "[" + " · ".join(parts) + "]"
+
+
+def _answer(session: Any, text: str, show_thinking: bool) -> Any:
+    cancel = CancelToken()
+    printer = _Printer(sys.stdout, show_thinking)
+    with _ctrl_c_cancels(cancel):
+        reply = session.send(text, cancel=cancel, on_event=printer)
+    printer.finish()
+    _err(_stats_line(reply.stats))
+    return reply
+
+
+def _read_line(prompt: str) -> str | None:
+    """One line from the user; None to leave (Ctrl-D, or Ctrl-C twice in a row)."""
+    try:
+        return input(prompt)
+    except EOFError:
+        return None
+    except KeyboardInterrupt:
+        _err("\n(Ctrl-C again or Ctrl-D to leave)")
+    try:
+        return input(prompt)
+    except (EOFError, KeyboardInterrupt):
+        return None
+
+
+def _interactive(session: Any, args: argparse.Namespace) -> int:
+    prompt = ">>> " if sys.stdin.isatty() else ""
+    _err("Type a message; /help for commands, /bye to leave.")
+    while True:
+        line = _read_line(prompt)
+        if line is None:
+            _err("")
+            return 0
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("/"):
+            command, _, rest = text.partition(" ")
+            if command in ("/bye", "/exit", "/quit"):
+                return 0
+            if command == "/clear":
+                session.clear()
+                _err("(conversation cleared)")
+            elif command == "/think":
+                session.thinking = rest.strip().lower() not in ("off", "no", "0", "false")
+                _err(f"(thinking {'on' if session.thinking else 'off'})")
+            elif command == "/stats":
+                _err(_stats_line(session.last_stats) if session.last_stats else "(no reply yet)")
+            elif command == "/help":
+                _err(HELP)
+            else:
+                _err(f"unknown command {command}; /help lists them")
+            continue
+        _answer(session, text, args.show_thinking)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hanlin.engine.chat.stream import ChatSession
+
+    if args.max_tokens is not None and args.max_tokens <= 0:
+        raise HanlinError("--max-tokens must be a positive number")
+    if args.ctx is not None and args.ctx < 64:
+        raise HanlinError("--ctx must be at least 64 tokens")
+    if args.prompt is None and args.model_id and any(c.isspace() for c in args.model_id):
+        # `hanlin chat "Explain the GIL"`: ids never contain spaces, so this is a prompt
+        # for the default chat model.
+        args.model_id, args.prompt = None, args.model_id
+    resolved = _resolve(args.model_id)
+    sampling = _sampling(resolved, args)
+    model = _load(resolved, args)
+    try:
+        session = ChatSession(
+            model,
+            system=args.system,
+            sampling=sampling,
+            thinking=not args.no_think,
+            max_tokens=args.max_tokens,
+        )
+        if args.prompt is not None:
+            reply = _answer(session, args.prompt, args.show_thinking)
+            return 130 if reply.stats.stop_reason == "cancelled" else 0
+        return _interactive(session, args)
+    finally:
+        model.close()

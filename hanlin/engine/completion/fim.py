@@ -1,0 +1,453 @@
+"""Fill-in-the-middle prompts, built as token ids from the model's own FIM tokens.
+
+Code models are trained to complete the *middle* of a file given the text
+before and after the cursor, marked with special tokens that differ per family
+(Qwen2.5-Coder's `<|fim_prefix|>`, DeepSeek-Coder's `<｜fim▁begin｜>`,
+StarCoder's `<fim_prefix>`). llama-cpp-python's high-level `suffix=` path does
+not use those tokens, and tokenizing a string that *contains* them is fragile,
+so prompts are assembled here as token ids with the specials inserted as ids.
+
+Templates live in a registry (`FIM_TEMPLATES`), not an if/elif chain: a new
+family is one `register_template` call. `detect_template` picks one from the
+GGUF vocabulary itself (`llama_vocab_fim_pre/suf/mid`, then the token strings),
+with the catalog family only as a hint; a model without FIM tokens (SmolLM2,
+chat models) gets the prefix-only template and simply continues the text.
+
+Prompts are laid out *prefix-stable*: other files' context first, then the
+current file's prefix, so that a keystroke changes only the tail of the token
+list and the KV cache can keep everything before it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from hanlin.engine.completion.context_ring import ContextChunk
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import llama_cpp
+
+__all__ = [
+    "FIM_TEMPLATES",
+    "FimPrompt",
+    "FimTemplate",
+    "LlamaVocab",
+    "PromptLimits",
+    "Tokenizer",
+    "build_prompt",
+    "detect_template",
+    "get_template",
+    "register_template",
+    "window_prefix",
+    "window_suffix",
+]
+
+
+@dataclass(frozen=True)
+class FimTemplate:
+    """How one model family marks prefix, suffix and middle (and other files).
+
+    `prefix`/`suffix`/`middle` are the special tokens' texts; all None means
+    prefix-only (no FIM). `repo_name`/`file_sep` are the repository-context
+    tokens where the family has them (Qwen2.5-Coder, StarCoder2); otherwise
+    other files are written as comment-headed text before the current file.
+    `stop` lists further special texts that end a completion.
+    """
+
+    name: str
+    prefix: str | None
+    suffix: str | None
+    middle: str | None
+    repo_name: str | None = None
+    file_sep: str | None = None
+    stop: tuple[str, ...] = ()
+    families: tuple[str, ...] = ()
+
+    @property
+    def is_fim(self) -> bool:
+        return self.prefix is not None and self.suffix is not None and self.middle is not None
+
+    @property
+    def special_texts(self) -> tuple[str, ...]:
+        """Every special text of this template (never allowed in an answer)."""
+        texts = (self.prefix, self.suffix, self.middle, self.repo_name, self.file_sep, *self.stop)
+        return tuple(t for t in texts if t)
+
+
+FIM_TEMPLATES: dict[str, FimTemplate] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def register_template(template: FimTemplate) -> None:
+    """Add (or replace) a template in the registry."""
+    with _REGISTRY_LOCK:
+        FIM_TEMPLATES[template.name] = template
+
+
+def get_template(name: str) -> FimTemplate:
+    try:
+        return FIM_TEMPLATES[name]
+    except KeyError:
+        known = ", ".join(sorted(FIM_TEMPLATES))
+        raise KeyError(f"unknown FIM template {name!r}; known: {known}") from None
+
+
+register_template(
+    FimTemplate(
+        name="qwen2.5-coder",
+        prefix="<|fim_prefix|>",
+        suffix="<|fim_suffix|>",
+        middle="<|fim_middle|>",
+        repo_name="<|repo_name|>",
+        file_sep="<|file_sep|>",
+        stop=("<|endoftext|>", "<|fim_pad|>", "<|im_end|>", "<|im_start|>"),
+        families=("qwen2.5-coder", "qwen3-coder", "qwen3", "qwen2.5"),
+    )
+)
+register_template(
+    FimTemplate(
+        name="deepseek-coder",
+        prefix="<｜fim▁begin｜>",
+        suffix="<｜fim▁hole｜>",
+        middle="<｜fim▁end｜>",
+        stop=("<｜end▁of▁sentence｜>", "<|EOT|>"),
+        families=("deepseek-coder", "deepseek-coder-v2"),
+    )
+)
+register_template(
+    FimTemplate(
+        name="starcoder",
+        prefix="<fim_prefix>",
+        suffix="<fim_suffix>",
+        middle="<fim_middle>",
+        repo_name="<repo_name>",
+        file_sep="<file_sep>",
+        stop=("<|endoftext|>", "<fim_pad>"),
+        families=("starcoder", "starcoder2"),
+    )
+)
+register_template(
+    FimTemplate(
+        name="prefix-only",
+        prefix=None,
+        suffix=None,
+        middle=None,
+        stop=("<|endoftext|>", "<|im_end|>", "<|im_start|>", "</s>"),
+        families=("llama",),
+    )
+)
+
+#: Line comment markers used to label other files' chunks when a family has no file tokens.
+_COMMENT_BY_LANGUAGE: dict[str, str] = {
+    "python": "#",
+    "ruby": "#",
+    "shellscript": "#",
+    "bash": "#",
+    "sh": "#",
+    "perl": "#",
+    "r": "#",
+    "yaml": "#",
+    "toml": "#",
+    "dockerfile": "#",
+    "makefile": "#",
+    "elixir": "#",
+    "julia": "#",
+    "lua": "--",
+    "sql": "--",
+    "haskell": "--",
+    "html": "<!--",
+    "xml": "<!--",
+    "markdown": "<!--",
+}
+
+
+def comment_marker(language: str | None, filename: str | None = None) -> str:
+    """The line-comment marker for a language id (or a file name's extension)."""
+    if language and language.lower() in _COMMENT_BY_LANGUAGE:
+        return _COMMENT_BY_LANGUAGE[language.lower()]
+    if filename:
+        ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+        if ext in {"py", "rb", "sh", "pl", "r", "yaml", "yml", "toml"}:
+            return "#"
+        if ext in {"lua", "sql", "hs"}:
+            return "--"
+    return "//"
+
+
+class Tokenizer(Protocol):
+    """What prompt assembly needs from a vocabulary."""
+
+    add_bos: bool
+    bos_id: int | None
+
+    def tokenize(self, text: str) -> list[int]:
+        """Plain text to ids: no BOS, special-token texts *not* parsed as specials."""
+        ...
+
+    def token_id(self, text: str) -> int | None:
+        """The id of a special token given its text, or None if the vocabulary lacks it."""
+        ...
+
+
+class LlamaVocab:
+    """`Tokenizer` over a loaded llama.cpp model's vocabulary (thread-safe reads)."""
+
+    def __init__(self, llama: llama_cpp.Llama) -> None:
+        import llama_cpp as lc
+
+        self._lc = lc
+        self._llama = llama
+        self.vocab = lc.llama_model_get_vocab(llama._model.model)
+        self.n_vocab = int(lc.llama_vocab_n_tokens(self.vocab))
+        self.add_bos = bool(lc.llama_vocab_get_add_bos(self.vocab))
+        bos = int(lc.llama_vocab_bos(self.vocab))
+        self.bos_id = bos if bos >= 0 else None
+        self._special_cache: dict[str, int | None] = {}
+
+    def tokenize(self, text: str) -> list[int]:
+        if not text:
+            return []
+        return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def token_text(self, token: int) -> str:
+        raw = self._lc.llama_vocab_get_text(self.vocab, token)
+        return raw.decode("utf-8", errors="replace") if raw else ""
+
+    def token_id(self, text: str) -> int | None:
+        if text in self._special_cache:
+            return self._special_cache[text]
+        found: int | None = None
+        ids = self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        if len(ids) == 1 and self.token_text(ids[0]) == text:
+            found = int(ids[0])
+        self._special_cache[text] = found
+        return found
+
+    def fim_ids(self) -> dict[str, int | None]:
+        """The vocabulary's own FIM ids (GGUF `tokenizer.ggml.fim_*` or llama.cpp's detection)."""
+        lc = self._lc
+        out: dict[str, int | None] = {}
+        for key, fn in (
+            ("pre", lc.llama_vocab_fim_pre),
+            ("suf", lc.llama_vocab_fim_suf),
+            ("mid", lc.llama_vocab_fim_mid),
+            ("pad", lc.llama_vocab_fim_pad),
+            ("rep", lc.llama_vocab_fim_rep),
+            ("sep", lc.llama_vocab_fim_sep),
+        ):
+            value = int(fn(self.vocab))
+            out[key] = value if 0 <= value < self.n_vocab else None
+        return out
+
+    def is_eog(self, token: int) -> bool:
+        return bool(self._lc.llama_vocab_is_eog(self.vocab, token))
+
+    def is_control(self, token: int) -> bool:
+        return bool(self._lc.llama_vocab_is_control(self.vocab, token))
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a token stands for (specials rendered as their text)."""
+        buf = ctypes.create_string_buffer(64)
+        n = self._lc.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lc.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
+        return buf.raw[:n]
+
+
+def _template_present(tokenizer: Tokenizer, template: FimTemplate) -> bool:
+    if not template.is_fim:
+        return False
+    return all(
+        tokenizer.token_id(t) is not None
+        for t in (template.prefix, template.suffix, template.middle)
+    )
+
+
+def detect_template(
+    tokenizer: Tokenizer | llama_cpp.Llama, family: str | None = None
+) -> FimTemplate:
+    """Pick the FIM template the model's vocabulary supports.
+
+    Order: the vocabulary's declared FIM ids (matched to a registered template by
+    their texts; an unknown family's texts become a template of their own), then
+    the family hint, then any registered template whose tokens all exist, then
+    prefix-only.
+    """
+    vocab = tokenizer if hasattr(tokenizer, "token_id") else LlamaVocab(tokenizer)  # type: ignore[arg-type]
+    declared: dict[str, int | None] = vocab.fim_ids() if hasattr(vocab, "fim_ids") else {}
+    if (
+        declared.get("pre") is not None
+        and declared.get("suf") is not None
+        and declared.get("mid") is not None
+    ):
+        texts = {k: vocab.token_text(v) for k, v in declared.items() if v is not None}  # type: ignore[attr-defined]
+        for template in FIM_TEMPLATES.values():
+            if (template.prefix, template.suffix, template.middle) == (
+                texts["pre"],
+                texts["suf"],
+                texts["mid"],
+            ):
+                return template
+        return FimTemplate(
+            name=f"vocab:{texts['pre']}",
+            prefix=texts["pre"],
+            suffix=texts["suf"],
+            middle=texts["mid"],
+            repo_name=texts.get("rep"),
+            file_sep=texts.get("sep"),
+            stop=tuple(t for t in (texts.get("pad"),) if t),
+        )
+    if family:
+        for template in FIM_TEMPLATES.values():
+            if family in template.families and _template_present(vocab, template):
+                return template
+    for template in FIM_TEMPLATES.values():
+        if _template_present(vocab, template):
+            return template
+    return FIM_TEMPLATES["prefix-only"]
+
+
+@dataclass(frozen=True)
+class PromptLimits:
+    """How much of the document goes into a prompt (llama.vscode's n_prefix/n_suffix lines)."""
+
+    prefix_lines: int = 256
+    #: the prefix window's start moves in steps of this many lines, so it stays put while typing
+    prefix_step: int = 64
+    prefix_chars: int = 12_000
+    prefix_chars_step: int = 2_048
+    suffix_lines: int = 32
+    suffix_chars: int = 2_000
+    context_chars: int = 8_000
+
+
+def window_prefix(prefix: str, limits: PromptLimits) -> str:
+    """The tail of `prefix` to use; its first line moves only every `prefix_step` lines."""
+    lines = prefix.split("\n")
+    n = len(lines)
+    if n > limits.prefix_lines:
+        step = max(1, limits.prefix_step)
+        start = n - limits.prefix_lines
+        start = ((start + step - 1) // step) * step
+        lines = lines[start:]
+    text = "\n".join(lines)
+    if len(text) > limits.prefix_chars:
+        # Cut in steps too (relative to the text's start), then at the next line break.
+        step = max(1, limits.prefix_chars_step)
+        cut = -(-(len(text) - limits.prefix_chars) // step) * step
+        nl = text.find("\n", cut)
+        text = text[nl + 1 :] if 0 <= nl < len(text) - 1 else text[cut:]
+    return text
+
+
+def window_suffix(suffix: str, limits: PromptLimits) -> str:
+    """The head of `suffix`: at most `suffix_lines` lines and `suffix_chars` characters."""
+    parts = suffix.split("\n", limits.suffix_lines)
+    text = "\n".join(parts[: limits.suffix_lines])
+    return text[: limits.suffix_chars]
+
+
+@dataclass
+class FimPrompt:
+    """A prompt as token ids, plus what the engine needs to reason about it."""
+
+    tokens: list[int]
+    template: str
+    #: ids that must never appear in an answer (this template's specials found in the vocabulary)
+    stop_ids: frozenset[int] = field(default_factory=frozenset)
+    prefix_text: str = ""
+    suffix_text: str = ""
+
+
+def _context_text(chunks: Sequence[ContextChunk], budget: int) -> list[ContextChunk]:
+    """The newest chunks that fit `budget` characters, kept in their (stable) ring order."""
+    kept: list[ContextChunk] = []
+    used = 0
+    for chunk in reversed(chunks):
+        if used + len(chunk.text) > budget:
+            break
+        kept.append(chunk)
+        used += len(chunk.text)
+    kept.reverse()
+    return kept
+
+
+def build_prompt(
+    tokenizer: Tokenizer,
+    template: FimTemplate,
+    *,
+    prefix: str,
+    suffix: str = "",
+    filename: str | None = None,
+    language: str | None = None,
+    extra_context: Sequence[ContextChunk] = (),
+    repo_name: str | None = None,
+    limits: PromptLimits | None = None,
+) -> FimPrompt:
+    """Assemble the token ids of a completion prompt for `template`.
+
+    Layout (prefix-stable — everything that changes while typing is at the end):
+
+    - Qwen2.5-Coder / StarCoder2 with context: `<|repo_name|>R\\n<|file_sep|>a.py\\n…` for each
+      chunk, `<|file_sep|>current.py\\n`, then `<|fim_prefix|>P<|fim_suffix|>S<|fim_middle|>`.
+    - families without file tokens (DeepSeek-Coder): chunks as `# a.py` comment-headed text at the
+      start of the prefix segment.
+    - prefix-only: BOS (if the vocabulary wants one), comment-headed chunks, then the prefix.
+    """
+    limits = limits or PromptLimits()
+    prefix_text = window_prefix(prefix, limits)
+    suffix_text = window_suffix(suffix, limits) if template.is_fim else ""
+    chunks = _context_text(extra_context, limits.context_chars)
+
+    def special(text: str | None) -> int | None:
+        return tokenizer.token_id(text) if text else None
+
+    tokens: list[int] = []
+    if tokenizer.add_bos and tokenizer.bos_id is not None:
+        tokens.append(tokenizer.bos_id)
+
+    file_sep = special(template.file_sep)
+    repo = special(template.repo_name)
+    use_file_tokens = template.is_fim and file_sep is not None and bool(chunks)
+    lead_text = ""  # comment-headed context for families without file tokens
+    if use_file_tokens:
+        assert file_sep is not None
+        if repo is not None:
+            tokens.append(repo)
+            tokens += tokenizer.tokenize(f"{repo_name or 'workspace'}\n")
+        for chunk in chunks:
+            tokens.append(file_sep)
+            tokens += tokenizer.tokenize(f"{chunk.filename}\n{chunk.text.rstrip()}\n")
+        tokens.append(file_sep)
+        tokens += tokenizer.tokenize(f"{filename or 'untitled'}\n")
+    elif chunks:
+        mark = comment_marker(language, filename)
+        end = " -->" if mark == "<!--" else ""
+        parts = [f"{mark} {c.filename}{end}\n{c.text.rstrip()}\n\n" for c in chunks]
+        if filename:
+            parts.append(f"{mark} {filename}{end}\n")
+        lead_text = "".join(parts)
+
+    if template.is_fim:
+        pre, suf, mid = special(template.prefix), special(template.suffix), special(template.middle)
+        if pre is None or suf is None or mid is None:
+            raise ValueError(f"the model's vocabulary lacks the {template.name} FIM tokens")
+        tokens.append(pre)
+        if lead_text:
+            tokens += tokenizer.tokenize(lead_text)
+        tokens += tokenizer.tokenize(prefix_text)
+        tokens.append(suf)
+        tokens += tokenizer.tokenize(suffix_text)
+        tokens.append(mid)
+    else:
+        if lead_text:
+            tokens += tokenizer.tokenize(lead_text)
+        tokens += tokenizer.tokenize(prefix_text)
+
+    stop_ids = frozenset(i for i in (special(t) for t in template.special_texts) if i is not None)
+    return FimPrompt(tokens, template.name, stop_ids, prefix_text, suffix_text)

@@ -1,0 +1,209 @@
+"""The user's settings file: `settings.toml` in the config directory.
+
+Shared by the desktop app, the command line and `hanlin-lsp` (which re-reads it
+when it changes, to follow the completion model chosen in the desktop app).
+
+Rules:
+- writes are atomic (temp file + rename), so a crash never leaves half a file;
+- a file someone broke by hand is never overwritten silently: loading reports
+  the problem and falls back to defaults; saving first moves the broken file
+  aside to `settings.toml.broken-<timestamp>` so nothing the user typed is lost;
+- keys Hanlin does not know are kept as they are on save.
+
+File shape (every key optional):
+
+    chat_model = "qwen3-4b-q4km"             # catalog id or a GGUF path
+    completion_model = "qwen2.5-coder-1.5b-base-q4km"
+    theme = "system"                          # system | light | dark
+    threads = 0                               # 0 = physical cores
+
+    [models."qwen3-4b-q4km"]                  # per-model overrides of catalog defaults
+    temperature = 0.6
+    top_p = 0.95
+    n_ctx = 8192
+    n_gpu_layers = -1                         # -1 = all layers on the GPU, 0 = CPU only
+
+    [system_presets]
+    "Code reviewer" = "You review code..."
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from hanlin.engine.core import paths
+from hanlin.engine.core.atomic import write_text_atomic
+from hanlin.engine.core.errors import SettingsError
+
+THEMES = ("system", "light", "dark")
+
+
+@dataclass(slots=True)
+class ModelSettings:
+    """Per-model overrides; None means "use the catalog's default"."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    n_ctx: int | None = None
+    n_gpu_layers: int | None = None
+    max_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
+
+
+_MODEL_KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "top_k": (int,),
+    "min_p": (int, float),
+    "repeat_penalty": (int, float),
+    "n_ctx": (int,),
+    "n_gpu_layers": (int,),
+    "max_tokens": (int,),
+}
+
+
+@dataclass(slots=True)
+class Settings:
+    chat_model: str | None = None
+    completion_model: str | None = None
+    theme: str = "system"
+    threads: int = 0
+    models: dict[str, ModelSettings] = field(default_factory=dict)
+    system_presets: dict[str, str] = field(default_factory=dict)
+    #: keys we do not know, kept verbatim so a save never drops them
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def model(self, model_id: str) -> ModelSettings:
+        """Overrides for one model (an empty one if none are set)."""
+        return self.models.get(model_id) or ModelSettings()
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        if self.chat_model:
+            out["chat_model"] = self.chat_model
+        if self.completion_model:
+            out["completion_model"] = self.completion_model
+        out["theme"] = self.theme
+        out["threads"] = self.threads
+        models = {k: v.to_dict() for k, v in self.models.items() if v.to_dict()}
+        if models:
+            out["models"] = models
+        if self.system_presets:
+            out["system_presets"] = dict(self.system_presets)
+        return out
+
+
+@dataclass(slots=True)
+class LoadedSettings:
+    settings: Settings
+    #: a readable description of what was wrong with the file, if anything
+    problem: str | None = None
+    path: Path | None = None
+
+
+def _parse(data: dict[str, Any], path: Path) -> Settings:
+    s = Settings()
+    for key, value in data.items():
+        if key in ("chat_model", "completion_model"):
+            if not isinstance(value, str):
+                raise SettingsError(f"{path}: `{key}` must be a string (a model id or a path)")
+            setattr(s, key, value or None)
+        elif key == "theme":
+            if value not in THEMES:
+                raise SettingsError(
+                    f"{path}: `theme` must be one of {', '.join(THEMES)}, not {value!r}"
+                )
+            s.theme = value
+        elif key == "threads":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise SettingsError(f"{path}: `threads` must be a whole number >= 0")
+            s.threads = value
+        elif key == "models":
+            if not isinstance(value, dict):
+                raise SettingsError(f"{path}: [models] must be a table of per-model tables")
+            for model_id, table in value.items():
+                s.models[model_id] = _parse_model(table, path, model_id)
+        elif key == "system_presets":
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise SettingsError(f"{path}: [system_presets] must map names to strings")
+            s.system_presets = dict(value)
+        else:
+            s.extra[key] = value
+    return s
+
+
+def _parse_model(table: Any, path: Path, model_id: str) -> ModelSettings:
+    if not isinstance(table, dict):
+        raise SettingsError(f'{path}: [models."{model_id}"] must be a table')
+    ms = ModelSettings()
+    for key, value in table.items():
+        types = _MODEL_KEY_TYPES.get(key)
+        if types is None:
+            raise SettingsError(
+                f'{path}: unknown key `{key}` in [models."{model_id}"]'
+                f" (known: {', '.join(_MODEL_KEY_TYPES)})"
+            )
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise SettingsError(f'{path}: `{key}` in [models."{model_id}"] must be a number')
+        setattr(ms, key, value)
+    return ms
+
+
+def load_settings(path: Path | None = None) -> LoadedSettings:
+    """Read the settings file. Never raises for a bad file: reports it in `problem`."""
+    path = path or paths.settings_file()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return LoadedSettings(Settings(), None, path)
+    except (OSError, UnicodeDecodeError) as exc:
+        return LoadedSettings(Settings(), f"Could not read {path}: {exc}. Using defaults.", path)
+    try:
+        return LoadedSettings(_parse(tomllib.loads(text), path), None, path)
+    except tomllib.TOMLDecodeError as exc:
+        problem = (
+            f"{path} is not valid TOML ({exc}). Using default settings; fix or delete the file."
+        )
+    except SettingsError as exc:
+        problem = f"{exc}. Using default settings; fix or delete the file."
+    return LoadedSettings(Settings(), problem, path)
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path | None:
+    """Write settings atomically. Returns the backup path if a broken file was moved aside."""
+    path = path or paths.settings_file()
+    backup: Path | None = None
+    if path.exists() and load_settings(path).problem is not None:
+        backup = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.replace(backup)
+    try:
+        write_text_atomic(path, tomli_w.dumps(settings.to_toml_dict()))
+    except OSError as exc:
+        raise SettingsError(
+            f"Could not write {path}: {exc}", "check the disk and permissions"
+        ) from exc
+    return backup
+
+
+def update_settings(path: Path | None = None, **changes: Any) -> Settings:
+    """Load, apply top-level field changes, save; returns the new settings."""
+    loaded = load_settings(path)
+    for key, value in changes.items():
+        if not hasattr(loaded.settings, key):
+            raise SettingsError(f"Unknown setting `{key}`")
+        setattr(loaded.settings, key, value)
+    save_settings(loaded.settings, path)
+    return loaded.settings

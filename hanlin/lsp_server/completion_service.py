@@ -1,0 +1,232 @@
+"""The model behind the language server: load it in the background, run completions.
+
+The event loop never blocks here: `start_loading()` runs the load on its own
+thread, and `complete()` is a plain blocking call that the handlers run on a
+single-thread executor (one model, one generation at a time; a queued request
+whose token was flipped meanwhile returns at once).
+
+States: "idle" (no model configured), "loading", "ready", "failed". Requests
+that arrive in any state but "ready" get no completion, immediately.
+
+All model knowledge lives in the engine: `hanlin.engine.store.model_store` resolves a catalog id
+or a GGUF path, `hanlin.engine.runtime.loader` loads it (one model per process, behind a
+lock), `hanlin.engine.completion.engine.CompletionEngine` builds FIM prompts, reuses the KV
+cache and the response cache, and post-processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hanlin.engine.core.cancel import CancelToken, Progress
+from hanlin.engine.core.errors import Cancelled, HanlinError, ModelLoadError
+
+if TYPE_CHECKING:
+    from hanlin.engine.completion.engine import (
+        CompletionEngine,
+        CompletionRequest,
+        CompletionResult,
+    )
+    from hanlin.engine.runtime.loader import LoadedModel, ModelHost
+
+__all__ = ["CompletionService", "LoadSpec", "ServiceState"]
+
+log = logging.getLogger(__name__)
+
+ServiceState = str  # "idle" | "loading" | "ready" | "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSpec:
+    """What to load and how; equal specs mean "nothing to do"."""
+
+    model: str
+    kv_reuse: bool = True
+    response_cache: bool = True
+    context_length: int | None = None
+    threads: int | None = None
+
+
+@dataclass(slots=True)
+class _Loaded:
+    spec: LoadSpec
+    model: LoadedModel
+    engine: CompletionEngine
+
+
+class CompletionService:
+    """Owns the loaded model and its CompletionEngine for one server process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._host: ModelHost | None = None
+        self._loaded: _Loaded | None = None
+        self._load_token: CancelToken | None = None
+        self._load_spec: LoadSpec | None = None
+        self._generation = 0
+        self.state: ServiceState = "idle"
+        self.error: HanlinError | None = None
+
+    # -- state ----------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready" and self._loaded is not None
+
+    @property
+    def model_name(self) -> str | None:
+        loaded = self._loaded
+        if loaded is None:
+            return None
+        return loaded.model.model_id or Path(loaded.model.path).name
+
+    @property
+    def template_name(self) -> str | None:
+        loaded = self._loaded
+        return loaded.engine.template.name if loaded is not None else None
+
+    @property
+    def gpu_fallback(self) -> str | None:
+        """Why the model runs on the CPU although a GPU was wanted (None if it did not)."""
+        loaded = self._loaded
+        return getattr(loaded.model, "gpu_fallback", None) if loaded is not None else None
+
+    @property
+    def backend(self) -> str | None:
+        loaded = self._loaded
+        return getattr(loaded.model, "backend", None) if loaded is not None else None
+
+    @property
+    def wanted(self) -> LoadSpec | None:
+        return self._load_spec
+
+    # -- loading --------------------------------------------------------------
+    def start_loading(
+        self,
+        spec: LoadSpec | None,
+        *,
+        on_progress: Callable[[Progress], None],
+        on_done: Callable[[HanlinError | None], None],
+    ) -> bool:
+        """Load `spec` on a background thread (None unloads). False if already loaded/loading.
+
+        `on_progress` and `on_done` are called on the loading thread; the
+        caller marshals them to its event loop.
+        """
+        with self._lock:
+            if spec == self._load_spec and self.state in ("loading", "ready"):
+                return False
+            if self._load_token is not None:
+                self._load_token.cancel("a different model was chosen")
+            self._generation += 1
+            generation = self._generation
+            self._load_spec = spec
+            token = CancelToken()
+            self._load_token = token
+            if spec is None:
+                self.state, self.error = "idle", None
+                self._unload()
+                return True
+            self.state, self.error = "loading", None
+        thread = threading.Thread(
+            target=self._load,
+            args=(spec, token, generation, on_progress, on_done),
+            name="hanlin-model-load",
+            daemon=True,
+        )
+        thread.start()
+        return True
+
+    def _load(
+        self,
+        spec: LoadSpec,
+        token: CancelToken,
+        generation: int,
+        on_progress: Callable[[Progress], None],
+        on_done: Callable[[HanlinError | None], None],
+    ) -> None:
+        error: HanlinError | None = None
+        try:
+            loaded = self._load_blocking(spec, token, on_progress)
+        except Cancelled:
+            return
+        except HanlinError as exc:
+            error = exc
+        except Exception as exc:
+            log.exception("model load failed")
+            error = ModelLoadError(
+                f"Could not load the completion model {spec.model}: {exc}",
+                "check the log file, or choose another model in the `hanlin.model` setting",
+            )
+        with self._lock:
+            if generation != self._generation:  # superseded while loading
+                return
+            if error is None:
+                self._loaded = loaded
+                self.state = "ready"
+            else:
+                self._loaded = None
+                self.state, self.error = "failed", error
+        on_done(error)
+
+    def _load_blocking(
+        self, spec: LoadSpec, token: CancelToken, on_progress: Callable[[Progress], None]
+    ) -> _Loaded:
+        from hanlin.engine.completion.engine import CompletionEngine
+        from hanlin.engine.runtime.loader import LoadOptions, ModelHost
+        from hanlin.engine.store.model_store import ModelStore
+
+        on_progress(Progress(stage="resolve", detail=spec.model))
+        installed = ModelStore().resolve(spec.model)
+        token.raise_if_cancelled()
+        options = LoadOptions(n_ctx=spec.context_length, threads=spec.threads)
+        with self._lock:
+            if self._host is None:
+                self._host = ModelHost()
+            host = self._host
+            # drop the engine of the previous model before the host closes it
+            self._loaded = None
+        model = host.get(
+            installed.path,
+            model_id=installed.id,
+            family=installed.family,
+            options=options,
+            cancel=token,
+            on_progress=on_progress,
+        )
+        token.raise_if_cancelled()
+        engine = CompletionEngine(model, kv_reuse=spec.kv_reuse, response_cache=spec.response_cache)
+        return _Loaded(spec=spec, model=model, engine=engine)
+
+    def _unload(self) -> None:
+        self._loaded = None
+        if self._host is not None:
+            self._host.close()
+
+    def engine_totals(self) -> dict[str, object]:
+        """The engine's running totals (requests, cache hits, tokens), {} when none."""
+        loaded = self._loaded
+        return asdict(loaded.engine.totals) if loaded is not None else {}
+
+    # -- completing -----------------------------------------------------------
+    def complete(self, request: CompletionRequest, cancel: CancelToken) -> CompletionResult | None:
+        """Blocking: run one completion. None when no model is ready or it was cancelled."""
+        loaded = self._loaded
+        if loaded is None or cancel.cancelled:
+            return None
+        try:
+            return loaded.engine.complete(request, cancel=cancel)
+        except Cancelled:
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._load_token is not None:
+                self._load_token.cancel("shutting down")
+            self._generation += 1
+            self.state = "idle"
+            self._unload()

@@ -1,0 +1,256 @@
+"""FIM templates: the registry, detection from real GGUF vocabularies, prompts as token ids."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from hanlin.engine.completion.context_ring import ContextChunk
+from hanlin.engine.completion.fim import (
+    FIM_TEMPLATES,
+    FimTemplate,
+    LlamaVocab,
+    PromptLimits,
+    build_prompt,
+    detect_template,
+    get_template,
+    register_template,
+    window_prefix,
+    window_suffix,
+)
+from tests.support.tiny_fim_gguf import write_tiny_fim_gguf
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _vocab(path: Path) -> LlamaVocab:
+    """Load only the vocabulary, with llama.cpp's log routed like the product does
+    (never `verbose=False`, whose fd redirection the house rules forbid)."""
+    import llama_cpp
+
+    from hanlin.engine.runtime.llama_log import ensure_llama_logs_routed
+
+    ensure_llama_logs_routed()
+    return LlamaVocab(llama_cpp.Llama(str(path), vocab_only=True, verbose=True))
+
+
+@pytest.fixture(scope="module")
+def qwen_vocab(tmp_path_factory: pytest.TempPathFactory) -> LlamaVocab:
+    path = write_tiny_fim_gguf(tmp_path_factory.mktemp("fim") / "tiny-qwen.gguf", "qwen2.5-coder")
+    return _vocab(path)
+
+
+@pytest.fixture(scope="module")
+def deepseek_vocab(tmp_path_factory: pytest.TempPathFactory) -> LlamaVocab:
+    path = write_tiny_fim_gguf(tmp_path_factory.mktemp("fim") / "tiny-ds.gguf", "deepseek-coder")
+    return _vocab(path)
+
+
+def _sdist_vocab(name: str, dest: Path) -> Path | None:
+    """Extract a vocab-only GGUF from the llama-cpp-python sdist, if one is on this machine."""
+    candidates = [
+        *ROOT.glob(".bench-cache/llama_cpp_python-*.tar.gz"),
+        *Path("/tmp").glob("pip-unpack-*/llama_cpp_python-*.tar.gz"),
+    ]
+    for sdist in candidates:
+        try:
+            with tarfile.open(sdist) as tar:
+                member = next(
+                    m
+                    for m in tar.getmembers()
+                    if m.name.endswith(f"vendor/llama.cpp/models/{name}")
+                )
+                tar.extract(member, dest, filter="data")
+                return dest / member.name
+        except (StopIteration, tarfile.TarError, OSError):
+            continue
+    return None
+
+
+def test_registry_has_the_four_families_and_accepts_new_ones() -> None:
+    assert {"qwen2.5-coder", "deepseek-coder", "starcoder", "prefix-only"} <= set(FIM_TEMPLATES)
+    qwen = get_template("qwen2.5-coder")
+    assert (qwen.prefix, qwen.suffix, qwen.middle) == (
+        "<|fim_prefix|>",
+        "<|fim_suffix|>",
+        "<|fim_middle|>",
+    )
+    assert qwen.file_sep == "<|file_sep|>" and qwen.repo_name == "<|repo_name|>"
+    assert get_template("deepseek-coder").prefix == "<｜fim▁begin｜>"
+    assert get_template("starcoder").middle == "<fim_middle>"
+    assert not get_template("prefix-only").is_fim
+    codellama = FimTemplate("codellama-test", "▁<PRE>", "▁<SUF>", "▁<MID>", stop=("▁<EOT>",))
+    register_template(codellama)
+    try:
+        assert get_template("codellama-test") is codellama
+    finally:
+        del FIM_TEMPLATES["codellama-test"]
+    with pytest.raises(KeyError, match="unknown FIM template"):
+        get_template("nope")
+
+
+def test_detects_qwen_from_the_vocabulary(qwen_vocab: LlamaVocab) -> None:
+    ids = qwen_vocab.fim_ids()
+    assert ids["pre"] == qwen_vocab.token_id("<|fim_prefix|>")
+    assert ids["sep"] == qwen_vocab.token_id("<|file_sep|>")
+    # the family hint must not override what the vocabulary says
+    assert detect_template(qwen_vocab, family="deepseek-coder").name == "qwen2.5-coder"
+
+
+def test_detects_deepseek_from_the_vocabulary(deepseek_vocab: LlamaVocab) -> None:
+    assert detect_template(deepseek_vocab).name == "deepseek-coder"
+    assert deepseek_vocab.add_bos
+
+
+def test_smollm2_has_no_fim_tokens_and_gets_prefix_only(smollm2_path: Path) -> None:
+
+    vocab = _vocab(smollm2_path)
+    assert vocab.fim_ids()["pre"] is None
+    assert detect_template(vocab, family="llama").name == "prefix-only"
+
+
+def test_real_deepseek_coder_vocabulary_from_the_sdist(tmp_path: Path) -> None:
+
+    path = _sdist_vocab("ggml-vocab-deepseek-coder.gguf", tmp_path)
+    if path is None:
+        pytest.skip("no llama-cpp-python sdist here (python -m bench.llama_tools fetches it)")
+    vocab = _vocab(path)
+    ids = vocab.fim_ids()
+    assert (ids["pre"], ids["suf"], ids["mid"]) == (32016, 32015, 32017)
+    template = detect_template(vocab)
+    assert template.name == "deepseek-coder"
+    prompt = build_prompt(vocab, template, prefix="def add(a, b):\n    return ", suffix="\n")
+    assert prompt.tokens[1] == 32016 and prompt.tokens[-1] == 32017
+    assert 32015 in prompt.tokens
+
+
+def test_qwen_prompt_layout_with_repo_context(qwen_vocab: LlamaVocab) -> None:
+    template = get_template("qwen2.5-coder")
+    chunks = [
+        ContextChunk("src/models.py", "class User:\n    name: str\n"),
+        ContextChunk("src/db.py", "import sqlite3\n"),
+    ]
+    prompt = build_prompt(
+        qwen_vocab,
+        template,
+        prefix="def greet(u):\n    return ",
+        suffix="\n\nprint(greet(None))\n",
+        filename="src/app.py",
+        extra_context=chunks,
+        repo_name="shop",
+    )
+    t = prompt.tokens
+    pre, suf, mid = (
+        qwen_vocab.token_id(x) for x in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
+    )
+    repo, sep = qwen_vocab.token_id("<|repo_name|>"), qwen_vocab.token_id("<|file_sep|>")
+    assert t[0] == repo
+    assert t.count(sep) == 3  # two context files + the current one
+    assert t.count(pre) == t.count(suf) == t.count(mid) == 1
+    assert t.index(sep) < t.index(pre) < t.index(suf) < t.index(mid) == len(t) - 1
+    text = _detok(qwen_vocab, t)
+    assert text == (
+        "<|repo_name|>shop\n<|file_sep|>src/models.py\nclass User:\n    name: str\n"
+        "<|file_sep|>src/db.py\nimport sqlite3\n<|file_sep|>src/app.py\n"
+        "<|fim_prefix|>def greet(u):\n    return "
+        "<|fim_suffix|>\n\nprint(greet(None))\n<|fim_middle|>"
+    )
+    assert {pre, suf, mid, repo, sep} <= prompt.stop_ids
+
+
+def _detok(vocab: LlamaVocab, tokens: list[int]) -> str:
+    return b"".join(vocab.piece(t) for t in tokens).decode("utf-8")
+
+
+def test_special_token_text_in_the_document_is_not_a_special_token(qwen_vocab: LlamaVocab) -> None:
+    template = get_template("qwen2.5-coder")
+    doc = 'MARK = "<|fim_prefix|>"\n'
+    prompt = build_prompt(qwen_vocab, template, prefix=doc, suffix="")
+    pre = qwen_vocab.token_id("<|fim_prefix|>")
+    assert prompt.tokens.count(pre) == 1
+    assert _detok(qwen_vocab, prompt.tokens).startswith("<|fim_prefix|>" + doc)
+
+
+def test_deepseek_prompt_puts_context_as_comments_after_bos(deepseek_vocab: LlamaVocab) -> None:
+    template = get_template("deepseek-coder")
+    prompt = build_prompt(
+        deepseek_vocab,
+        template,
+        prefix="x = ",
+        suffix="\n",
+        filename="main.py",
+        language="python",
+        extra_context=[ContextChunk("util.py", "def helper():\n    return 1\n")],
+    )
+    assert prompt.tokens[0] == deepseek_vocab.bos_id
+    text = _detok(deepseek_vocab, prompt.tokens[1:])
+    assert (
+        text == "<｜fim▁begin｜># util.py\ndef helper():\n    return 1\n\n"
+        "# main.py\nx = <｜fim▁hole｜>\n<｜fim▁end｜>"
+    )
+
+
+def test_prefix_only_prompt_is_just_the_text(smollm2_path: Path) -> None:
+
+    vocab = _vocab(smollm2_path)
+    prompt = build_prompt(
+        vocab,
+        get_template("prefix-only"),
+        prefix="import os\n\ndef main():\n    ",
+        suffix="\nmain()\n",
+    )
+    text = _detok(vocab, [t for t in prompt.tokens if t != vocab.bos_id])
+    assert text == "import os\n\ndef main():\n    "
+    assert prompt.suffix_text == ""
+
+
+def test_a_keystroke_changes_only_the_tail_of_the_prompt(qwen_vocab: LlamaVocab) -> None:
+    template = get_template("qwen2.5-coder")
+    chunks = [ContextChunk("a.py", "A = 1\n")]
+    body = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(40))
+    p1 = build_prompt(
+        qwen_vocab, template, prefix=body + "def g(x):\n    ret", suffix="\n", extra_context=chunks
+    )
+    p2 = build_prompt(
+        qwen_vocab, template, prefix=body + "def g(x):\n    retu", suffix="\n", extra_context=chunks
+    )
+    common = 0
+    for a, b in zip(p1.tokens, p2.tokens, strict=False):
+        if a != b:
+            break
+        common += 1
+    assert len(p1.tokens) > 300
+    assert len(p2.tokens) - common <= 8
+
+
+def test_prefix_window_moves_in_steps() -> None:
+    limits = PromptLimits(prefix_lines=100, prefix_step=32)
+    lines = [f"line {i}" for i in range(300)]
+    starts = set()
+    for n in range(200, 232):
+        text = window_prefix("\n".join(lines[:n]), limits)
+        starts.add(text.split("\n", 1)[0])
+        assert len(text.split("\n")) <= 100
+    assert len(starts) <= 2  # 32 keystroke-lines, at most one jump
+    assert window_prefix("short\nfile", limits) == "short\nfile"
+
+
+def test_prefix_window_caps_characters_at_a_line_boundary() -> None:
+    limits = PromptLimits(prefix_chars=50, prefix_chars_step=30)
+    text = window_prefix("\n".join("x" * 20 for _ in range(10)), limits)
+    assert len(text) <= 50 and text.startswith("x" * 20)
+    # while typing on the last line the cut stays put until the next step
+    limits = PromptLimits(prefix_chars=100, prefix_chars_step=30)
+    firsts = set()
+    for extra in range(0, 25):
+        doc = "\n".join(f"{i:02d}" + "x" * 8 for i in range(30)) + "y" * extra
+        firsts.add(window_prefix(doc, limits).split("\n", 1)[0])
+    assert len(firsts) <= 2
+
+
+def test_suffix_window() -> None:
+    limits = PromptLimits(suffix_lines=2, suffix_chars=1000)
+    assert window_suffix("a\nb\nc\nd", limits) == "a\nb"
+    assert window_suffix("y" * 5000, PromptLimits(suffix_chars=100)) == "y" * 100
