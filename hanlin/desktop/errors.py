@@ -15,6 +15,7 @@ House rule 3: errors say what to do next, and each front end maps the engine's
 
 from __future__ import annotations
 
+import html
 import sys
 import traceback
 from collections.abc import Callable
@@ -125,8 +126,8 @@ class ErrorBanner(QFrame):
         text = error if isinstance(error, ErrorText) else describe(error)
         self.current = text
         self.setProperty("severity", "error" if not isinstance(error, E.Cancelled) else "info")
-        hint = f"<br>{_esc(text.hint)}" if text.hint else ""
-        self._label.setText(f"<b>{_esc(text.title)}</b> — {_esc(text.message)}{hint}")
+        hint = f"<br>{html.escape(text.hint)}" if text.hint else ""
+        self._label.setText(f"<b>{html.escape(text.title)}</b> — {html.escape(text.message)}{hint}")
         self.show()
         return text
 
@@ -176,7 +177,3 @@ def install_excepthook(
             previous(kind, value, tb)
 
     sys.excepthook = hook
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -30,6 +30,16 @@ def test_vscode_settings_mirror_the_server() -> None:
     assert package["dependencies"]["vscode-languageclient"].startswith("^10")
 
 
+def test_vscode_paths_cannot_come_from_a_workspace() -> None:
+    """A cloned repo's .vscode/settings.json must not pick the file llama.cpp parses or the
+    program the extension starts: those settings are machine-scoped (user or remote
+    settings only; `machine-overridable` would let the workspace override them)."""
+    package = json.loads((INSTALLERS / "vscode" / "package.json").read_text(encoding="utf-8"))
+    props = package["contributes"]["configuration"]["properties"]
+    for key in ("hanlin.model", "hanlin.serverCommand", "hanlin.serverArgs"):
+        assert props[key].get("scope") in ("machine", "application"), key
+
+
 def test_jetbrains_template_is_valid_and_parses() -> None:
     folder = INSTALLERS / "jetbrains" / "hanlin"
     template = json.loads((folder / "template.json").read_text(encoding="utf-8"))

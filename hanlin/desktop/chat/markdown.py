@@ -8,7 +8,8 @@ view can offer a copy button per block.
 markdown-it-py parses CommonMark (plus tables and strikethrough); code fences are
 highlighted by pygments with inline styles (Qt's rich-text engine has no CSS
 classes). Each fence gets a header line with its language and a `copy:N` link;
-`RenderedMarkdown.code_blocks[N]` is the text that link copies. An unterminated
+`RenderedMarkdown.code_blocks[N]` is the text that link copies. Links written in the
+answer itself become anchors only for http(s) and mailto (`is_safe_link`). An unterminated
 fence (the model is still writing it) renders as a code block too.
 """
 
@@ -20,6 +21,15 @@ from functools import lru_cache
 from typing import Any
 
 COPY_SCHEME = "copy:"
+#: the only link schemes an answer may open: the model writes the links, so anything that
+#: could run a program or read a file (file:, custom scheme handlers, javascript:) is inert
+SAFE_LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+
+
+def is_safe_link(href: str) -> bool:
+    """True for an absolute http(s) or mailto link; everything else is shown, not opened."""
+    scheme, sep, rest = href.partition(":")
+    return bool(sep and rest) and scheme.lower() in SAFE_LINK_SCHEMES
 
 
 @dataclass(slots=True)
@@ -92,6 +102,9 @@ class MarkdownRenderer:
 
         md = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True})
         md.enable(["table", "strikethrough"])
+        # a link the model wrote with any other scheme stays literal text (no anchor), so
+        # it can neither pose as one of our copy links nor open a file or a program
+        md.validateLink = is_safe_link
 
         # markdown-it binds render rules to its renderer: wrap ours in plain functions
         def fence(_renderer, tokens, idx, options, env) -> str:

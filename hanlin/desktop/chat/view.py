@@ -16,8 +16,14 @@ Esc or the Stop button stops at once.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QResizeEvent, QWheelEvent
+from PySide6.QtCore import QModelIndex, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QDesktopServices,
+    QGuiApplication,
+    QKeyEvent,
+    QResizeEvent,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,7 +42,13 @@ from PySide6.QtWidgets import (
 
 from hanlin.desktop.chat.controller import ChatController, ChatStatus
 from hanlin.desktop.chat.item_models import ChatRow
-from hanlin.desktop.chat.markdown import COPY_SCHEME, MarkdownRenderer, is_warm, plain_to_html
+from hanlin.desktop.chat.markdown import (
+    COPY_SCHEME,
+    MarkdownRenderer,
+    is_safe_link,
+    is_warm,
+    plain_to_html,
+)
 from hanlin.desktop.errors import ErrorBanner
 from hanlin.engine.core.errors import HanlinError
 
@@ -258,12 +270,12 @@ class MessageWidget(QFrame):
         self.set_row(self.row, is_last=self.regenerate_button.isVisible())
 
     def _on_link(self, href: str) -> None:
+        """Our copy links copy their block; http(s)/mailto open; anything else is ignored."""
         if href.startswith(COPY_SCHEME):
-            self.copy_code(int(href[len(COPY_SCHEME) :]))
-        else:
-            from PySide6.QtCore import QUrl
-            from PySide6.QtGui import QDesktopServices
-
+            number = href[len(COPY_SCHEME) :]
+            if number.isdigit() and int(number) < len(self.code_blocks):
+                self.copy_code(int(number))
+        elif is_safe_link(href):
             QDesktopServices.openUrl(QUrl(href))
 
     def copy_code(self, n: int) -> str:

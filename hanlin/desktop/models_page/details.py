@@ -10,6 +10,8 @@ connects the buttons to its actions.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFrame,
@@ -155,9 +157,9 @@ class ModelDetailsPane(QFrame):
                 row.fit_level, "inherit"
             )
             label = FIT_LABELS.get(row.fit_level, row.fit_level)
-            self.fit_label.setText(
-                f"<b style='color:{color}'>{label}</b> on this machine — {_escape(row.fit_reason)}"
-            )
+            reason = html.escape(row.fit_reason)
+            verdict = f"<b style='color:{color}'>{label}</b>"
+            self.fit_label.setText(f"{verdict} on this machine — {reason}")
         else:
             self.fit_label.setText("Checking what fits this machine…" if row.in_catalog else "")
 
@@ -229,7 +231,3 @@ def _progress_text(table: CatalogTableModel, model_id: str) -> str:
     ]
     parts += [p for p in (human_rate(dl.rate), human_eta(dl.eta)) if p]
     return " · ".join(parts)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -20,6 +20,7 @@ completion model changes, so the main window can refresh its model picker.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -704,8 +705,8 @@ class ModelsPage(QWidget):
             return row.name if row else model_id
 
         self.chosen_label.setText(
-            f"Chat model: <b>{_escape(name(chat))}</b> &nbsp;·&nbsp; "
-            f"Editor completion model: <b>{_escape(name(completion))}</b>"
+            f"Chat model: <b>{html.escape(name(chat))}</b> &nbsp;·&nbsp; "
+            f"Editor completion model: <b>{html.escape(name(completion))}</b>"
         )
 
     def _update_details(self) -> None:
@@ -728,7 +729,3 @@ def _open_folder(folder: Path) -> None:
 
 def _local_files(urls: list[QUrl]) -> list[Path]:
     return [Path(u.toLocalFile()) for u in urls if u.isLocalFile() and u.toLocalFile()]
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
