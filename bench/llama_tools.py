@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["CACHE_DIR", "TOOLS", "ensure_tool", "ensure_tools", "llama_cpp_version"]
+__all__ = ["CACHE_DIR", "TOOLS", "ensure_sdist", "ensure_tool", "ensure_tools", "llama_cpp_version"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / ".bench-cache"
@@ -53,7 +53,24 @@ def _candidate_sdists(version: str) -> Iterator[Path]:
             yield from base.glob(f"pip-unpack-*/{name}")
 
 
+def ensure_sdist(version: str | None = None) -> Path:
+    """The llama-cpp-python sdist of `version` (default: the installed one) in `.bench-cache/`.
+
+    Found on this machine or fetched from PyPI (about 75 MB). The tests use its vendored
+    vocab-only GGUFs (`vendor/llama.cpp/models/`), the benchmarks build llama.cpp from it.
+    """
+    return _find_or_fetch_sdist(version or llama_cpp_version())
+
+
 def _find_or_fetch_sdist(version: str) -> Path:
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    # A test and a benchmark may want it at once: one fetches, the other waits for the file.
+    with open(CACHE_DIR / ".sdist.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _find_or_fetch_sdist_locked(version)
+
+
+def _find_or_fetch_sdist_locked(version: str) -> Path:
     for candidate in _candidate_sdists(version):
         if candidate.is_file() and tarfile.is_tarfile(candidate):
             if candidate.parent != CACHE_DIR:

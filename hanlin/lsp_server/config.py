@@ -140,7 +140,8 @@ class SettingsFileWatcher:
 
     `poll()` is cheap (one stat) and returns True when the chosen model
     changed since the last call; the server calls it on a timer and before
-    each completion.
+    each completion. A file that does not load (saved half-edited, a typo)
+    keeps the last good choice: the editor's model is not unloaded for it.
     """
 
     def __init__(self, path: Path | None = None) -> None:
@@ -166,7 +167,8 @@ class SettingsFileWatcher:
         loaded = load_settings(self.path)
         self.problem = loaded.problem
         if loaded.problem:
-            log.warning("%s", loaded.problem)
+            log.warning("%s (hanlin-lsp keeps the model chosen before)", loaded.problem)
+            return False
         before = (self.completion_model, self.threads)
         self.completion_model = loaded.settings.completion_model
         self.threads = loaded.settings.threads or None

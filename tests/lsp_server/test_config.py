@@ -57,3 +57,40 @@ def test_settings_file_watcher_follows_completion_model(hanlin_home: Path) -> No
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # coarse-mtime filesystems
     assert watcher.poll() is True
     assert watcher.completion_model == "/models/other.gguf"
+
+
+def _bump_mtime(path: Path) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # coarse-mtime filesystems
+
+
+def test_unknown_per_model_key_does_not_unload_the_editors_model(hanlin_home: Path) -> None:
+    """Issue 11 item 2: `n_batch` under [models."..."] used to turn completion_model into None."""
+    save_settings(Settings(completion_model="qwen2.5-coder-1.5b-base-q4km", threads=2))
+    watcher = SettingsFileWatcher()
+    assert watcher.completion_model == "qwen2.5-coder-1.5b-base-q4km"
+    path = watcher.path
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + '\n[models."qwen2.5-coder-1.5b-base-q4km"]\nn_batch = 256\n',
+        encoding="utf-8",
+    )
+    _bump_mtime(path)
+    assert watcher.poll() is False  # nothing the server follows changed
+    assert watcher.completion_model == "qwen2.5-coder-1.5b-base-q4km"
+    assert watcher.threads == 2 and watcher.problem is None
+
+
+def test_a_file_broken_mid_edit_keeps_the_last_good_choice(hanlin_home: Path) -> None:
+    save_settings(Settings(completion_model="qwen2.5-coder-1.5b-base-q4km"))
+    watcher = SettingsFileWatcher()
+    path = watcher.path
+    path.write_text('completion_model = "qwen2.5-coder-1.5b-ba', encoding="utf-8")  # half typed
+    _bump_mtime(path)
+    assert watcher.poll() is False
+    assert watcher.completion_model == "qwen2.5-coder-1.5b-base-q4km"
+    assert watcher.problem is not None and "not valid TOML" in watcher.problem
+    path.write_text('completion_model = "/models/other.gguf"\n', encoding="utf-8")
+    _bump_mtime(path)
+    assert watcher.poll() is True
+    assert watcher.completion_model == "/models/other.gguf" and watcher.problem is None

@@ -5,10 +5,16 @@ when it changes, to follow the completion model chosen in the desktop app).
 
 Rules:
 - writes are atomic (temp file + rename), so a crash never leaves half a file;
+- writers are serialised by a file lock (`settings.toml.lock`): the GUI thread,
+  its workers, the command line and another process can all change settings at
+  once; `update_settings` re-reads the file under the lock and applies only the
+  keys it was given, so nobody's change is lost to someone else's stale copy;
 - a file someone broke by hand is never overwritten silently: loading reports
   the problem and falls back to defaults; saving first moves the broken file
   aside to `settings.toml.broken-<timestamp>` so nothing the user typed is lost;
-- keys Hanlin does not know are kept as they are on save.
+- keys Hanlin does not know are kept as they are on save, at the top level and
+  inside `[models."..."]` (where they are also reported once, in the log and in
+  `LoadedSettings.warnings`: a typo there must not cost the user the whole file).
 
 File shape (every key optional):
 
@@ -29,8 +35,10 @@ File shape (every key optional):
 
 from __future__ import annotations
 
-import time
+import logging
+import threading
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -40,8 +48,15 @@ import tomli_w
 from hanlin.engine.core import paths
 from hanlin.engine.core.atomic import write_text_atomic
 from hanlin.engine.core.errors import SettingsError
+from hanlin.engine.core.locks import FileLock
+from hanlin.engine.core.quarantine import move_aside
+
+log = logging.getLogger(__name__)
 
 THEMES = ("system", "light", "dark")
+
+#: how long a writer waits for another one (each holds the lock for milliseconds)
+LOCK_WAIT_S = 10.0
 
 
 @dataclass(slots=True)
@@ -56,11 +71,17 @@ class ModelSettings:
     n_ctx: int | None = None
     n_gpu_layers: int | None = None
     max_tokens: int | None = None
+    #: keys we do not know (a newer Hanlin's, or a typo), kept verbatim so a save never drops them
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
-        }
+        out = dict(self.extra)
+        out.update(
+            (name, getattr(self, name))
+            for name in _MODEL_KEY_TYPES
+            if getattr(self, name) is not None
+        )
+        return out
 
 
 _MODEL_KEY_TYPES: dict[str, tuple[type, ...]] = {
@@ -112,9 +133,12 @@ class LoadedSettings:
     #: a readable description of what was wrong with the file, if anything
     problem: str | None = None
     path: Path | None = None
+    #: things worth telling the user that did not stop the file from loading (unknown keys)
+    warnings: list[str] = field(default_factory=list)
 
 
-def _parse(data: dict[str, Any], path: Path) -> Settings:
+def _parse(data: Mapping[str, Any], path: Path, warnings: list[str] | None = None) -> Settings:
+    warnings = [] if warnings is None else warnings
     s = Settings()
     for key, value in data.items():
         if key in ("chat_model", "completion_model"):
@@ -135,7 +159,7 @@ def _parse(data: dict[str, Any], path: Path) -> Settings:
             if not isinstance(value, dict):
                 raise SettingsError(f"{path}: [models] must be a table of per-model tables")
             for model_id, table in value.items():
-                s.models[model_id] = _parse_model(table, path, model_id)
+                s.models[model_id] = _parse_model(table, path, model_id, warnings)
         elif key == "system_presets":
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise SettingsError(f"{path}: [system_presets] must map names to strings")
@@ -145,21 +169,36 @@ def _parse(data: dict[str, Any], path: Path) -> Settings:
     return s
 
 
-def _parse_model(table: Any, path: Path, model_id: str) -> ModelSettings:
+def _parse_model(table: Any, path: Path, model_id: str, warnings: list[str]) -> ModelSettings:
     if not isinstance(table, dict):
         raise SettingsError(f'{path}: [models."{model_id}"] must be a table')
     ms = ModelSettings()
     for key, value in table.items():
         types = _MODEL_KEY_TYPES.get(key)
         if types is None:
-            raise SettingsError(
-                f'{path}: unknown key `{key}` in [models."{model_id}"]'
-                f" (known: {', '.join(_MODEL_KEY_TYPES)})"
+            ms.extra[key] = value
+            warnings.append(
+                f'{path}: unknown key `{key}` in [models."{model_id}"] is ignored (and kept in'
+                f" the file); known keys: {', '.join(_MODEL_KEY_TYPES)}"
             )
+            continue
         if isinstance(value, bool) or not isinstance(value, types):
             raise SettingsError(f'{path}: `{key}` in [models."{model_id}"] must be a number')
         setattr(ms, key, value)
     return ms
+
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(messages: list[str]) -> None:
+    """Log each warning the first time this process sees it (the LSP re-reads on every change)."""
+    with _warned_lock:
+        fresh = [m for m in messages if m not in _warned]
+        _warned.update(fresh)
+    for message in fresh:
+        log.warning("%s", message)
 
 
 def load_settings(path: Path | None = None) -> LoadedSettings:
@@ -171,8 +210,11 @@ def load_settings(path: Path | None = None) -> LoadedSettings:
         return LoadedSettings(Settings(), None, path)
     except (OSError, UnicodeDecodeError) as exc:
         return LoadedSettings(Settings(), f"Could not read {path}: {exc}. Using defaults.", path)
+    warnings: list[str] = []
     try:
-        return LoadedSettings(_parse(tomllib.loads(text), path), None, path)
+        settings = _parse(tomllib.loads(text), path, warnings)
+        _warn_once(warnings)
+        return LoadedSettings(settings, None, path, warnings)
     except tomllib.TOMLDecodeError as exc:
         problem = (
             f"{path} is not valid TOML ({exc}). Using default settings; fix or delete the file."
@@ -182,15 +224,20 @@ def load_settings(path: Path | None = None) -> LoadedSettings:
     return LoadedSettings(Settings(), problem, path)
 
 
-def save_settings(settings: Settings, path: Path | None = None) -> Path | None:
-    """Write settings atomically. Returns the backup path if a broken file was moved aside."""
-    path = path or paths.settings_file()
+def _writers_lock(path: Path) -> FileLock:
+    """The lock every writer of `path` takes (other processes and threads alike)."""
+    return FileLock(path.with_name(path.name + ".lock"), f"A change to {path.name}")
+
+
+def _save_locked(settings: Settings, path: Path) -> Path | None:
+    data = settings.to_toml_dict()
+    # Never write what would not load back: the next start would fall back to defaults.
+    _parse(data, path)
     backup: Path | None = None
     if path.exists() and load_settings(path).problem is not None:
-        backup = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
-        path.replace(backup)
+        backup = move_aside(path, "could not be loaded; writing new settings")
     try:
-        write_text_atomic(path, tomli_w.dumps(settings.to_toml_dict()))
+        write_text_atomic(path, tomli_w.dumps(data))
     except OSError as exc:
         raise SettingsError(
             f"Could not write {path}: {exc}", "check the disk and permissions"
@@ -198,12 +245,51 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path | None:
     return backup
 
 
+def save_settings(settings: Settings, path: Path | None = None) -> Path | None:
+    """Write these settings as the whole file, atomically, under the writers' lock.
+
+    Returns the backup path if a broken file was moved aside. To change a few
+    keys, prefer `update_settings`, which cannot overwrite someone else's change.
+    """
+    path = path or paths.settings_file()
+    with _writers_lock(path).acquire(wait=LOCK_WAIT_S):
+        return _save_locked(settings, path)
+
+
+#: table-valued settings that `update_settings` merges entry by entry
+_MERGED_TABLES = ("models", "system_presets")
+_UPDATABLE = tuple(f.name for f in fields(Settings) if f.name != "extra")
+
+
 def update_settings(path: Path | None = None, **changes: Any) -> Settings:
-    """Load, apply top-level field changes, save; returns the new settings."""
-    loaded = load_settings(path)
-    for key, value in changes.items():
-        if not hasattr(loaded.settings, key):
-            raise SettingsError(f"Unknown setting `{key}`")
-        setattr(loaded.settings, key, value)
-    save_settings(loaded.settings, path)
-    return loaded.settings
+    """Change some settings and save; returns the settings as now written.
+
+    Under the writers' lock the file is read again and only `changes` are
+    applied, so concurrent updates of different keys (by other threads or
+    processes) all survive. `models` and `system_presets` merge entry by entry:
+    `system_presets={"Reviewer": "..."}` adds or replaces that one preset,
+    `models={"qwen3-4b-q4km": ModelSettings(...)}` that one model's overrides,
+    and None as an entry's value removes it.
+    """
+    for key in changes:
+        if key not in _UPDATABLE:
+            raise SettingsError(
+                f"Unknown setting `{key}`", f"known settings: {', '.join(_UPDATABLE)}"
+            )
+    path = path or paths.settings_file()
+    with _writers_lock(path).acquire(wait=LOCK_WAIT_S):
+        settings = load_settings(path).settings
+        for key, value in changes.items():
+            if key in _MERGED_TABLES:
+                if not isinstance(value, Mapping):
+                    raise SettingsError(f"`{key}` must be given as a table of entries to change")
+                table = getattr(settings, key)
+                for name, entry in value.items():
+                    if entry is None:
+                        table.pop(name, None)
+                    else:
+                        table[name] = entry
+            else:
+                setattr(settings, key, value)
+        _save_locked(settings, path)
+    return settings

@@ -8,6 +8,12 @@ written in that window) it corrupts or loses protocol messages. Instead we
 install a `llama_log_set` callback (which also covers ggml's log) that writes
 to a log file, or to stderr, and never to stdout.
 
+The destination is bound once, when the route is chosen: the stream that is
+`sys.stderr` at that moment, not whatever `sys.stderr` happens to be when a
+line arrives (a `redirect_stderr` somewhere, on any thread, would otherwise
+swallow llama.cpp's errors). Nothing here, nor in the loader, swaps
+`sys.stderr`: other threads' tracebacks must reach the log during a load too.
+
 The last lines are also kept in memory so that a failed load can say *why*
 ("unknown model architecture: 'foo'") instead of llama-cpp-python's bare
 "Failed to load model".
@@ -31,7 +37,6 @@ __all__ = [
     "ensure_llama_logs_routed",
     "recent_llama_log",
     "route_llama_logs",
-    "write_llama_log",
 ]
 
 # ggml_log_level: NONE=0, DEBUG=1, INFO=2, WARN=3, ERROR=4, CONT=5 (continues the previous line)
@@ -43,6 +48,8 @@ _installed = False
 _callback: object | None = None  # keeps the ctypes callback alive for the process lifetime
 _sink_path: Path | None = None
 _sink_file: TextIO | None = None
+#: the stream chosen by the last `route_llama_logs(None, ...)` (bound then, never re-resolved)
+_stream: TextIO | None = None
 _min_level = 3
 _last_level = 2
 _recent: deque[str] = deque(maxlen=200)
@@ -52,8 +59,7 @@ _partial = ""
 def _target() -> TextIO | None:
     if _sink_file is not None:
         return _sink_file
-    # Resolved at call time (pytest and the CLI may swap sys.stderr); never stdout.
-    return sys.stderr if sys.stderr is not None else sys.__stderr__
+    return _stream if _stream is not None else sys.__stderr__
 
 
 def _on_log(level: int, text: bytes | None, _user_data: ctypes.c_void_p) -> None:
@@ -77,25 +83,40 @@ def _handle(level: int, text: bytes | None) -> None:
     _recent.extend(line for line in lines if line.strip())
     if level >= _min_level or (_sink_file is not None and level >= 2):
         out = _target()
-        if out is not None:
+        if out is None:
+            return
+        try:
             out.write(message)
-            if _sink_file is not None:
-                out.flush()
+            out.flush()
+        except (OSError, ValueError):  # the bound stream was closed: the process's own stderr
+            fallback = sys.__stderr__
+            if fallback is not None and fallback is not out:
+                fallback.write(message)
+                fallback.flush()
 
 
-def route_llama_logs(path: Path | None = None, *, level: str = "warning") -> None:
+def route_llama_logs(
+    path: Path | None = None, *, level: str = "warning", stream: TextIO | None = None
+) -> None:
     """Install the llama.cpp log callback (first call) and choose where logs go.
 
     `path`: a log file that receives info, warnings and errors (appended);
     None sends only messages at `level` or above ("debug", "info", "warning",
-    "error") to stderr. Safe to call many times and from any thread; the C
-    callback is installed once, later calls only move the destination.
+    "error") to `stream`, by default the `sys.stderr` of this moment (bound
+    now, so a later swap of `sys.stderr` does not redirect llama.cpp's log).
+    Never stdout. Safe to call many times and from any thread; the C callback
+    is installed once, later calls only move the destination.
     """
-    global _installed, _callback, _sink_path, _sink_file, _min_level
+    global _installed, _callback, _sink_path, _sink_file, _min_level, _stream
     if level not in _LEVEL_NAMES:
         raise ValueError(f"level must be one of {', '.join(_LEVEL_NAMES)}")
+    if path is None and stream is None:
+        stream = sys.stderr if sys.stderr is not None else sys.__stderr__
+    if stream is not None and stream is sys.__stdout__:
+        raise ValueError("llama.cpp's log must not go to stdout (the protocol channel)")
     with _lock:
         _min_level = _LEVEL_NAMES[level]
+        _stream = stream
         if path is not None and path != _sink_path:
             path.parent.mkdir(parents=True, exist_ok=True)
             new_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives for the process
@@ -128,17 +149,6 @@ def ensure_llama_logs_routed() -> None:
         route_llama_logs(paths.log_dir() / "llama.log")
     except OSError:
         route_llama_logs(None, level="error")
-
-
-def write_llama_log(text: str) -> None:
-    """Append Python-side llama chatter (llama-cpp-python's load messages) to the log file.
-
-    Dropped when logs go to stderr: they are informational only.
-    """
-    with _lock:
-        if _sink_file is not None and text:
-            _sink_file.write(text if text.endswith("\n") else text + "\n")
-            _sink_file.flush()
 
 
 def recent_llama_log(n: int = 20) -> list[str]:

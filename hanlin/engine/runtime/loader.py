@@ -14,7 +14,12 @@ command line and the language server:
 - all layers are offloaded when llama.cpp was built with a GPU backend; if that
   load fails, it is retried on the CPU and `LoadedModel.gpu_fallback` says why,
   so the front end can tell the user (GPT4All users hate silent fallbacks);
-- llama.cpp's log never reaches stdout (engine/llama_log.py).
+- the load reports llama.cpp's own progress (`Progress(stage="load", done,
+  total=1.0)`, at most once per percent) and a cancel during it stops llama.cpp
+  at its next step (its progress callback answers False): `Cancelled`, and
+  nothing half-loaded stays in memory;
+- llama.cpp's log never reaches stdout (engine/llama_log.py), and no global
+  (`sys.stderr`, file descriptors) is swapped while loading.
 
 `ModelHost` keeps one model per process behind a lock and closes the old model
 explicitly when another is loaded.
@@ -22,17 +27,17 @@ explicitly when another is loaded.
 
 from __future__ import annotations
 
-import contextlib
-import io
+import functools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hanlin.engine.core import paths
 from hanlin.engine.core.cancel import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback
-from hanlin.engine.core.errors import ModelFileError, ModelLoadError
+from hanlin.engine.core.errors import Cancelled, ModelFileError, ModelLoadError
 from hanlin.engine.models.families import FamilyBehavior, family_for, guess_family
 from hanlin.engine.models.fit import default_n_ctx
 from hanlin.engine.models.gguf_info import GGUFInfo, read_gguf_info
@@ -41,7 +46,6 @@ from hanlin.engine.runtime.llama_log import (
     clear_recent_log,
     ensure_llama_logs_routed,
     recent_llama_log,
-    write_llama_log,
 )
 
 if TYPE_CHECKING:
@@ -87,8 +91,9 @@ class LoadedModel:
     load_seconds: float
     session: LlamaSession
     options: LoadOptions = field(default_factory=LoadOptions)
-    #: engine.chat's memory of where the last conversation window started (prefix stability)
-    chat_window: tuple[int, tuple[str, int]] | None = None
+    #: engine/chat/window.py's memory of where recent conversations' windows start, each
+    #: tied to its conversation by a digest of its messages (prefix stability)
+    chat_window: tuple[tuple[int, int, bytes], ...] = ()
     lock: threading.RLock = field(default_factory=threading.RLock)
     closed: bool = False
 
@@ -151,6 +156,101 @@ def _reason_from_log(default: str) -> str:
     return default
 
 
+class _LoadWatch:
+    """Called by llama.cpp between tensors while it loads: reports progress, says go on or stop."""
+
+    def __init__(self, cancel: CancelToken, report: ProgressCallback, detail: str) -> None:
+        self.cancel = cancel
+        self.report = report
+        self.detail = detail
+        self.last_percent = 0  # the load's 0% was reported before llama.cpp started
+
+    def __call__(self, fraction: float) -> bool:
+        if self.cancel.cancelled:
+            return False
+        percent = int(fraction * 100)
+        if percent > self.last_percent:  # one report per percent, not one per tensor
+            self.last_percent = percent
+            self.report(
+                Progress(stage="load", done=min(fraction, 1.0), total=1.0, detail=self.detail)
+            )
+        return not self.cancel.cancelled
+
+
+@functools.cache
+def _observed_llama_class() -> type[llama_cpp.Llama]:
+    """`llama_cpp.Llama` with the hooks its constructor lacks (the class is built once)."""
+    import llama_cpp
+
+    class ObservedLlama(llama_cpp.Llama):
+        """A `Llama` whose load reports progress, can be stopped, and prints nothing itself.
+
+        - llama.cpp's progress callback is a field of `llama_model_params`, a struct
+          the constructor builds and uses inside itself (llama-cpp-python 0.3.x takes
+          no argument for it: abetlen/llama-cpp-python#2340). The `model_params`
+          property puts the callback into that struct as the constructor stores it.
+        - `verbose` means two things to llama-cpp-python: "do not point file
+          descriptors 1 and 2 at /dev/null while the weights load" (we need that: it
+          would swallow the language server's protocol and every other thread's
+          output) and "print a metadata dump and chat-format notes to sys.stderr"
+          (we do not want that in the CLI or the LSP log; llama.cpp's own log, routed
+          by llama_log.py, has the same facts). It reads True until the weights are
+          loaded, False from then on.
+        - an exception in the watch (a failing progress callback, Ctrl-C arriving
+          while llama.cpp is in it) cannot cross into C: it stops the load, and is
+          raised once llama.cpp has unwound, instead of its "Failed to load model".
+        - a constructor that fails after the weights loaded (creating the context)
+          frees them at once, not whenever the garbage collector gets to it.
+        """
+
+        def __init__(self, *args: Any, watch: Callable[[float], bool], **kwargs: Any) -> None:
+            self._watch: Callable[[float], bool] | None = watch
+            self._watch_error: BaseException | None = None
+            # kept for the object's lifetime: llama.cpp holds the pointer in its params
+            self._progress_c = llama_cpp.llama_progress_callback(self._on_progress)
+            try:
+                super().__init__(*args, **kwargs, verbose=True)
+            except BaseException:
+                self.close()
+                if self._watch_error is not None:
+                    raise self._watch_error from None
+                raise
+            finally:
+                self._watch = None
+
+        def _on_progress(self, fraction: float, _user_data: Any) -> bool:
+            try:
+                watch = self._watch
+                return True if watch is None else bool(watch(fraction))
+            except BaseException as exc:
+                self._watch_error = exc
+                return False
+
+        @property  # type: ignore[override]
+        def model_params(self) -> Any:
+            return self.__dict__["model_params"]
+
+        @model_params.setter
+        def model_params(self, params: Any) -> None:
+            params.progress_callback = self._progress_c
+            params.progress_callback_user_data = None
+            self.__dict__["model_params"] = params
+
+        @property  # type: ignore[override]
+        def verbose(self) -> bool:
+            return "_model" not in self.__dict__
+
+        @verbose.setter
+        def verbose(self, _value: bool) -> None:
+            pass  # see the class docstring: derived from the load's stage, not set
+
+        def close(self) -> None:
+            if "_stack" in self.__dict__:
+                super().close()
+
+    return ObservedLlama
+
+
 def _construct_llama(
     path: Path,
     *,
@@ -159,37 +259,36 @@ def _construct_llama(
     threads: int,
     options: LoadOptions,
     flash_attn: bool,
+    watch: _LoadWatch,
 ) -> llama_cpp.Llama:
-    """Create the llama-cpp-python object; its Python-level chatter goes to the llama log.
-
-    verbose=True on purpose: verbose=False redirects file descriptors 1 and 2 while
-    loading, which would swallow the language server's protocol messages.
-    """
-    import llama_cpp
-
-    chatter = io.StringIO()
+    """Create the llama-cpp-python object, watched by `watch`; `Cancelled` if it stopped it."""
     try:
-        with contextlib.redirect_stderr(chatter):
-            return llama_cpp.Llama(
-                model_path=str(path),
-                n_gpu_layers=n_gpu_layers,
-                n_ctx=n_ctx,
-                n_batch=min(options.n_batch, n_ctx),
-                n_ubatch=min(options.n_batch, n_ctx),
-                n_threads=threads,
-                n_threads_batch=threads,
-                use_mmap=options.use_mmap,
-                flash_attn=flash_attn,
-                verbose=True,
-            )
+        return _observed_llama_class()(
+            model_path=str(path),
+            n_gpu_layers=n_gpu_layers,
+            n_ctx=n_ctx,
+            n_batch=min(options.n_batch, n_ctx),
+            n_ubatch=min(options.n_batch, n_ctx),
+            n_threads=threads,
+            n_threads_batch=threads,
+            use_mmap=options.use_mmap,
+            flash_attn=flash_attn,
+            watch=watch,
+        )
     except ValueError as exc:  # llama-cpp-python's "Failed to load model from file" and friends
+        if watch.cancel.cancelled:
+            raise Cancelled(watch.cancel.reason or "Loading the model was cancelled.") from None
         raise _LoadFailure(str(exc)) from exc
-    finally:
-        write_llama_log(chatter.getvalue())
 
 
 def _create(
-    path: Path, *, n_gpu_layers: int, n_ctx: int, threads: int, options: LoadOptions
+    path: Path,
+    *,
+    n_gpu_layers: int,
+    n_ctx: int,
+    threads: int,
+    options: LoadOptions,
+    watch: _LoadWatch,
 ) -> Any:
     try:
         return _construct_llama(
@@ -199,6 +298,7 @@ def _create(
             threads=threads,
             options=options,
             flash_attn=options.flash_attn,
+            watch=watch,
         )
     except _LoadFailure:
         if not options.flash_attn:
@@ -211,6 +311,7 @@ def _create(
             threads=threads,
             options=options,
             flash_attn=False,
+            watch=watch,
         )
 
 
@@ -234,7 +335,9 @@ def load_model(
 
     Raises ModelFileError (missing, not GGUF, truncated) or ModelLoadError
     (llama.cpp refused it), both naming the file and the reason; `Cancelled`
-    if `cancel` fires before the model is ready.
+    if `cancel` fires before the model is ready (during llama.cpp's load too:
+    it stops at its next tensor). `on_progress` receives "inspect", then
+    "load" with done/total = llama.cpp's fraction of 1.0, then "ready".
     """
     from hanlin.engine.runtime.session import LlamaSession
 
@@ -272,13 +375,17 @@ def load_model(
     layers = 0
     for kind, layers in attempts:
         cancel.raise_if_cancelled()
-        report(
-            Progress(stage="load", detail=f"{path.name} ({'GPU: ' + kind if layers else 'CPU'})")
-        )
+        detail = f"{path.name} ({'GPU: ' + kind if layers else 'CPU'})"
+        report(Progress(stage="load", done=0.0, total=1.0, detail=detail))
         clear_recent_log()
         try:
             llama = _create(
-                path, n_gpu_layers=layers, n_ctx=n_ctx, threads=threads, options=options
+                path,
+                n_gpu_layers=layers,
+                n_ctx=n_ctx,
+                threads=threads,
+                options=options,
+                watch=_LoadWatch(cancel, report, detail),
             )
             backend = kind
             break

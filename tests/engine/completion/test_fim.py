@@ -22,8 +22,6 @@ from hanlin.engine.completion.fim import (
 )
 from tests.support.tiny_fim_gguf import write_tiny_fim_gguf
 
-ROOT = Path(__file__).resolve().parents[3]
-
 
 def _vocab(path: Path) -> LlamaVocab:
     """Load only the vocabulary, with llama.cpp's log routed like the product does
@@ -48,25 +46,20 @@ def deepseek_vocab(tmp_path_factory: pytest.TempPathFactory) -> LlamaVocab:
     return _vocab(path)
 
 
-def _sdist_vocab(name: str, dest: Path) -> Path | None:
-    """Extract a vocab-only GGUF from the llama-cpp-python sdist, if one is on this machine."""
-    candidates = [
-        *ROOT.glob(".bench-cache/llama_cpp_python-*.tar.gz"),
-        *Path("/tmp").glob("pip-unpack-*/llama_cpp_python-*.tar.gz"),
-    ]
-    for sdist in candidates:
-        try:
-            with tarfile.open(sdist) as tar:
-                member = next(
-                    m
-                    for m in tar.getmembers()
-                    if m.name.endswith(f"vendor/llama.cpp/models/{name}")
-                )
-                tar.extract(member, dest, filter="data")
-                return dest / member.name
-        except (StopIteration, tarfile.TarError, OSError):
-            continue
-    return None
+def _sdist_vocab(name: str, dest: Path) -> Path:
+    """Extract a vocab-only GGUF from the installed llama-cpp-python's sdist.
+
+    The sdist is fetched from PyPI into `.bench-cache/` (git-ignored) when this machine
+    has none, so the test runs on a fresh machine too instead of skipping.
+    """
+    from bench.llama_tools import ensure_sdist
+
+    sdist = ensure_sdist()
+    with tarfile.open(sdist) as tar:
+        member = next((m for m in tar if m.name.endswith(f"vendor/llama.cpp/models/{name}")), None)
+        assert member is not None, f"{sdist} has no vendor/llama.cpp/models/{name}"
+        tar.extract(member, dest, filter="data")
+    return dest / member.name
 
 
 def test_registry_has_the_four_families_and_accepts_new_ones() -> None:
@@ -111,12 +104,10 @@ def test_smollm2_has_no_fim_tokens_and_gets_prefix_only(smollm2_path: Path) -> N
     assert detect_template(vocab, family="llama").name == "prefix-only"
 
 
+@pytest.mark.slow  # the first run on a machine downloads the sdist (about a minute)
+@pytest.mark.timeout(900)
 def test_real_deepseek_coder_vocabulary_from_the_sdist(tmp_path: Path) -> None:
-
-    path = _sdist_vocab("ggml-vocab-deepseek-coder.gguf", tmp_path)
-    if path is None:
-        pytest.skip("no llama-cpp-python sdist here (python -m bench.llama_tools fetches it)")
-    vocab = _vocab(path)
+    vocab = _vocab(_sdist_vocab("ggml-vocab-deepseek-coder.gguf", tmp_path))
     ids = vocab.fim_ids()
     assert (ids["pre"], ids["suf"], ids["mid"]) == (32016, 32015, 32017)
     template = detect_template(vocab)
@@ -171,6 +162,47 @@ def test_special_token_text_in_the_document_is_not_a_special_token(qwen_vocab: L
     pre = qwen_vocab.token_id("<|fim_prefix|>")
     assert prompt.tokens.count(pre) == 1
     assert _detok(qwen_vocab, prompt.tokens).startswith("<|fim_prefix|>" + doc)
+
+
+def _fixture_vocabulary(name: str) -> tuple[str, ...]:
+    """A vocabulary's special texts as the fixtures claim them (fixtures/vocabularies.toml)."""
+    import tomllib
+
+    data = tomllib.loads((Path(__file__).parent / "fixtures" / "vocabularies.toml").read_text())
+    return tuple(data[name])
+
+
+@pytest.mark.parametrize("family", ["qwen2.5-coder", "deepseek-coder"])
+def test_special_texts_are_the_vocabularys_control_tokens(
+    family: str, qwen_vocab: LlamaVocab, deepseek_vocab: LlamaVocab
+) -> None:
+    vocab = qwen_vocab if family == "qwen2.5-coder" else deepseek_vocab
+    specials = vocab.special_texts()
+    assert specials == _fixture_vocabulary(family)
+    assert all(vocab.is_special_text(t) for t in specials)
+    for ordinary in ("</s>", "<s>", "<|fim_prefix|>x", "<｜fim▁end｜> ", "", "Vec<T>", "def"):
+        assert not vocab.is_special_text(ordinary), ordinary
+
+
+def test_an_ordinary_token_llama_cpp_promotes_to_control_is_not_special(tmp_path: Path) -> None:
+    """Qwen2.5's vocabulary has `</s>` as an ordinary token (id 128247); llama.cpp marks it
+    CONTROL at load because of its text. The GGUF's own token type decides: HTML survives."""
+    path = write_tiny_fim_gguf(tmp_path / "qwen-s.gguf", extra_normal_tokens=("</s>",))
+    vocab = _vocab(path)
+    (closing_s,) = vocab._llama.tokenize(b"</s>", add_bos=False, special=True)
+    assert vocab.is_control(closing_s)  # llama.cpp's override, the premise of this test
+    assert not vocab.is_special_text("</s>")
+    assert vocab.special_texts() == _fixture_vocabulary("qwen2.5-coder")
+    assert vocab.is_special_text("<|endoftext|>")
+
+
+def test_smollm2_special_texts_hold_no_html_tags(smollm2_path: Path) -> None:
+    vocab = _vocab(smollm2_path)
+    specials = vocab.special_texts()
+    assert specials == _fixture_vocabulary("smollm2")
+    assert "<|endoftext|>" in specials and "<file_sep>" in specials
+    assert not {"<s>", "</s>"} & set(specials)
+    assert not vocab.is_special_text("</s>")
 
 
 def test_deepseek_prompt_puts_context_as_comments_after_bos(deepseek_vocab: LlamaVocab) -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -63,7 +69,6 @@ def test_unknown_top_level_keys_survive_a_save() -> None:
         ("chat_model = \n", "not valid TOML"),
         ('theme = "purple"\n', "theme"),
         ("threads = -2\n", "threads"),
-        ('[models."m"]\ntemprature = 1.0\n', "temprature"),
         ('[models."m"]\nn_ctx = "big"\n', "n_ctx"),
     ],
 )
@@ -89,6 +94,108 @@ def test_saving_over_a_broken_file_moves_it_aside_first() -> None:
 def test_update_rejects_unknown_setting() -> None:
     with pytest.raises(SettingsError):
         update_settings(colour="red")
+    with pytest.raises(SettingsError):
+        update_settings(theme="purple")  # would not load back: refused, nothing written
+    assert not paths.settings_file().exists()
+
+
+UNKNOWN_MODEL_KEY = """\
+chat_model = "qwen3-4b-q4km"
+completion_model = "qwen2.5-coder-1.5b-base-q4km"
+
+[models."qwen3-4b-q4km"]
+temperature = 0.6
+n_batch = 256
+
+[system_presets]
+"Reviewer" = "You review code."
+"""
+
+
+def test_unknown_per_model_key_is_kept_not_a_reason_to_drop_the_file(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 11 item 2: one `n_batch` used to make the whole file fall back to defaults."""
+    path = paths.settings_file()
+    path.parent.mkdir(parents=True)
+    path.write_text(UNKNOWN_MODEL_KEY, encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="hanlin.engine.core.settings"):
+        loaded = load_settings()
+        again = load_settings()
+    assert loaded.problem is None
+    s = loaded.settings
+    assert s.chat_model == "qwen3-4b-q4km"
+    assert s.completion_model == "qwen2.5-coder-1.5b-base-q4km"
+    assert s.model("qwen3-4b-q4km").temperature == 0.6
+    assert s.system_presets == {"Reviewer": "You review code."}
+    assert len(loaded.warnings) == 1 and "n_batch" in loaded.warnings[0]
+    assert again.warnings == loaded.warnings  # every load says so ...
+    warned = [r for r in caplog.records if "n_batch" in r.getMessage()]
+    assert len(warned) == 1  # ... but the log hears it once
+    # kept on save, like unknown top-level keys
+    update_settings(theme="dark")
+    text = path.read_text(encoding="utf-8")
+    assert "n_batch = 256" in text and "temperature = 0.6" in text
+    assert load_settings().settings.model("qwen3-4b-q4km").extra == {"n_batch": 256}
+
+
+def test_update_merges_presets_and_models_entry_by_entry() -> None:
+    update_settings(system_presets={"A": "a"})
+    update_settings(system_presets={"B": "b"})
+    update_settings(models={"m1": ModelSettings(n_ctx=4096)})
+    update_settings(models={"m2": ModelSettings(temperature=0.2)})
+    s = load_settings().settings
+    assert s.system_presets == {"A": "a", "B": "b"}
+    assert s.model("m1").n_ctx == 4096 and s.model("m2").temperature == 0.2
+    update_settings(system_presets={"A": None}, models={"m1": None})
+    s = load_settings().settings
+    assert s.system_presets == {"B": "b"} and "m1" not in s.models and "m2" in s.models
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from hanlin.engine.core.settings import update_settings
+
+    role, count, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+    while not go.exists():
+        time.sleep(0.005)
+    for j in range(count):
+        if role == "chat":
+            update_settings(chat_model=f"chat-{j}")
+        elif role == "completion":
+            update_settings(completion_model=f"completion-{j}")
+        elif role == "threads":
+            update_settings(threads=j + 1)
+        else:
+            update_settings(system_presets={f"preset-{j}": f"text {j}"})
+    """
+)
+
+
+def test_processes_updating_different_keys_at_once_lose_nothing(
+    tmp_path: Path, hanlin_home: Path
+) -> None:
+    """The GUI, a worker and the CLI all write settings.toml: every update must survive."""
+    go = tmp_path / "go"
+    roles = {"chat": 20, "completion": 40, "threads": 60, "presets": 30}
+    env = {**os.environ, "HANLIN_HOME": str(hanlin_home)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, role, str(n), str(go)], env=env)
+        for role, n in roles.items()
+    ]
+    time.sleep(1.0)  # let every interpreter start, then release them together
+    go.touch()
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0
+    loaded = load_settings()
+    assert loaded.problem is None
+    s = loaded.settings
+    assert s.chat_model == "chat-19"
+    assert s.completion_model == "completion-39"
+    assert s.threads == 60
+    assert s.system_presets == {f"preset-{j}": f"text {j}" for j in range(30)}
 
 
 def test_concurrent_writers_never_leave_a_half_file() -> None:

@@ -6,14 +6,17 @@ every load that offloads layers, as a CUDA out-of-memory would.
 
 from __future__ import annotations
 
+import gc
 import os
+import time
 from pathlib import Path
 
 import gguf
 import numpy as np
 import pytest
 
-from hanlin.engine.core.errors import HanlinError, ModelFileError, ModelLoadError
+from hanlin.engine.core.cancel import CancelToken, Progress
+from hanlin.engine.core.errors import Cancelled, HanlinError, ModelFileError, ModelLoadError
 from hanlin.engine.runtime import loader as runtime
 from hanlin.engine.runtime.hardware import HardwareInfo, detect_hardware
 from hanlin.engine.runtime.llama_log import recent_llama_log, route_llama_logs
@@ -209,3 +212,92 @@ def test_llama_logs_never_reach_stdout(
         assert log.stat().st_size > 0
     finally:
         route_llama_logs(None, level="error")
+
+
+def test_load_reports_llama_cpps_progress(smollm2_path: Path) -> None:
+    reports: list[Progress] = []
+    with load_model(
+        smollm2_path, options=LoadOptions(n_ctx=512, threads=1), on_progress=reports.append
+    ) as model:
+        _assert_usable(model)
+    load = [p for p in reports if p.stage == "load"]
+    assert all(p.total == 1.0 for p in load)
+    fractions = [p.fraction for p in load]
+    assert fractions == sorted(fractions)  # a bar that only moves forward
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert len([f for f in fractions if f is not None and 0 < f < 1]) >= 3  # real steps between
+    assert len(load) <= 102  # at most one report per percent (the LSP sends each to the editor)
+    assert reports[-1].stage == "ready"
+
+
+def _live_llamas() -> set[int]:
+    import llama_cpp
+
+    gc.collect()
+    return {
+        id(o)
+        for o in gc.get_objects()
+        if isinstance(o, llama_cpp.Llama) and getattr(getattr(o, "_model", None), "model", None)
+    }
+
+
+def test_cancel_during_the_load_aborts_it(smollm2_path: Path) -> None:
+    before = _live_llamas()
+    token = CancelToken()
+    reports: list[Progress] = []
+
+    def on_progress(p: Progress) -> None:
+        reports.append(p)
+        if p.stage == "load" and 0 < p.done < 1:
+            token.cancel("another model was chosen")
+
+    host = ModelHost()
+    started = time.perf_counter()
+    with pytest.raises(Cancelled, match="another model was chosen"):
+        host.get(
+            smollm2_path,
+            options=LoadOptions(n_ctx=512, threads=1),
+            cancel=token,
+            on_progress=on_progress,
+        )
+    load = [p for p in reports if p.stage == "load"]
+    cancelled_at = next(i for i, p in enumerate(load) if 0 < p.done < 1)
+    assert load[cancelled_at + 1 :] == []  # llama.cpp stopped at the next step
+    assert all(p.stage != "ready" for p in reports)
+    assert "cancelled model load" in " ".join(recent_llama_log(10))  # llama.cpp's own word
+    assert host.current is None
+    assert _live_llamas() <= before  # no half-loaded model left behind
+    assert time.perf_counter() - started < 60
+    # the host (and the process) load normally afterwards
+    with host.get(smollm2_path, options=LoadOptions(n_ctx=512, threads=1)) as model:
+        _assert_usable(model)
+    host.close()
+
+
+def test_cancel_after_the_weights_loaded_still_leaves_nothing(smollm2_path: Path) -> None:
+    before = _live_llamas()
+    token = CancelToken()
+
+    def on_progress(p: Progress) -> None:
+        if p.stage == "load" and p.done >= 1:
+            token.cancel()  # llama.cpp ignores the answer at 100%: we must clean up ourselves
+
+    with pytest.raises(Cancelled):
+        load_model(
+            smollm2_path,
+            options=LoadOptions(n_ctx=512, threads=1),
+            cancel=token,
+            on_progress=on_progress,
+        )
+    assert _live_llamas() <= before
+
+
+def test_an_error_in_the_progress_callback_stops_the_load_and_surfaces(
+    smollm2_path: Path,
+) -> None:
+    def on_progress(p: Progress) -> None:
+        if p.stage == "load" and p.done > 0:
+            raise RuntimeError("the progress bar broke")
+
+    with pytest.raises(RuntimeError, match="progress bar broke"):
+        load_model(smollm2_path, options=LoadOptions(n_ctx=512, threads=1), on_progress=on_progress)
