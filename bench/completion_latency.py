@@ -433,8 +433,8 @@ class LlamaServerReplayer:
         self.lines = session.text.split("\n")
 
     def keystroke(self, key: Keystroke) -> None:
+        from hanlin.engine.completion.filters.base import wants_multiline
         from hanlin.engine.completion.fim import window_prefix
-        from hanlin.engine.completion.postprocess import wants_multiline
 
         row, lines = self.row, self.lines
         line = lines[key.line]

@@ -123,7 +123,9 @@ def byte_symbols() -> list[str]:
     return [chr(table[b]) for b in range(256)]
 
 
-def _vocabulary(family: TinyFamily) -> tuple[list[str], list[int], list[str]]:
+def _vocabulary(
+    family: TinyFamily, extra_normal: tuple[str, ...] = ()
+) -> tuple[list[str], list[int], list[str]]:
     tokens = byte_symbols()
     merges: list[str] = []
     have = set(tokens)
@@ -138,6 +140,7 @@ def _vocabulary(family: TinyFamily) -> tuple[list[str], list[int], list[str]]:
             tokens.append(left + right)
             have.add(left + right)
             merges.append(f"{left} {right}")
+    tokens += [t for t in extra_normal if t not in have]
     types = [_NORMAL] * len(tokens)
     for special in family.specials:
         tokens.append(special)
@@ -158,6 +161,7 @@ def write_tiny_fim_gguf(
     seed: int = 1234,
     special_logit_bias: float = -4.0,
     eager_specials: bool = False,
+    extra_normal_tokens: tuple[str, ...] = (),
 ) -> Path:
     """Write a tiny random-weight model of `family` to `path` (overwritten) and return it.
 
@@ -166,11 +170,13 @@ def write_tiny_fim_gguf(
     `eager_specials=True` does the opposite: ordinary tokens get all-zero output
     rows and the specials get rows +v and -v, so some special token always has the
     top logit and greedy decoding emits one at once (for "never show specials" tests).
+    `extra_normal_tokens` adds ordinary (NORMAL) tokens, e.g. `</s>`, which the real
+    Qwen2.5 vocabulary has as an ordinary token (id 128247) and llama.cpp promotes.
     """
     import gguf
 
     fam = FAMILIES[family]
-    tokens, types, merges = _vocabulary(fam)
+    tokens, types, merges = _vocabulary(fam, extra_normal_tokens)
     n_vocab = len(tokens)
     index = {t: i for i, t in enumerate(tokens)}
     rng = np.random.default_rng(seed)

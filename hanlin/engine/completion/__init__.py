@@ -1,5 +1,6 @@
 """Inline code completion: FIM templates, the context ring of other files, the
-post-processing filters, the engine, and the local acceptance statistics.
+post-processing filters (filters/, one module per filter), the engine, and the
+local acceptance statistics.
 
 The names below are the package's public surface; each is imported on first use
 (engine/core/lazy.py), so importing one module of the package never loads the others.
@@ -13,7 +14,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "engine": ["CompletionEngine", "CompletionRequest", "CompletionResult"],
         "fim": ["FimTemplate", "detect_template"],
         "context_ring": ["ContextChunk", "ContextRing"],
-        "postprocess": ["FilterContext", "postprocess"],
+        "filters": ["FilterContext", "postprocess"],
         "stats": ["AcceptanceRecorder", "AcceptanceStats", "load_completion_stats"],
     },
 )

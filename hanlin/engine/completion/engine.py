@@ -17,9 +17,12 @@ What makes it fast (after llama.vscode and Continue):
   timeout stays in the KV cache, so the next request starts from there.
 - **Early stops.** Generation stops at the end of the line when only one line
   is wanted, and at the end of the cursor's block (indentation scope) or a
-  repetition when several are; special tokens end it and are never shown.
+  repetition when several are; special tokens (by id: the vocabulary's CONTROL
+  tokens and the template's own) end it and are never shown.
 
-The text is then cleaned by the named filters of engine/postprocess.py.
+The text is then cleaned by the named filters of engine/completion/filters/; the
+only texts they cut at as "special" are the vocabulary's own special tokens
+(`LlamaVocab.special_texts`), so `<s>strike</s>` in HTML survives.
 `CompletionEngine.complete` is blocking and thread-safe (it holds the model's
 lock while it touches llama.cpp); call it from a worker thread.
 """
@@ -35,6 +38,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hanlin.engine.completion.context_ring import ContextChunk
+from hanlin.engine.completion.filters import DEFAULT_FILTERS, FILTERS, postprocess
+from hanlin.engine.completion.filters.base import FilterContext, wants_multiline
 from hanlin.engine.completion.fim import (
     FimPrompt,
     FimTemplate,
@@ -43,13 +48,6 @@ from hanlin.engine.completion.fim import (
     build_prompt,
 )
 from hanlin.engine.completion.fim import detect_template as _detect_template
-from hanlin.engine.completion.postprocess import (
-    DEFAULT_FILTERS,
-    FILTERS,
-    FilterContext,
-    postprocess,
-    wants_multiline,
-)
 from hanlin.engine.core.cancel import NEVER_CANCELLED, CancelToken
 from hanlin.engine.core.errors import Cancelled, GenerationError
 
@@ -253,6 +251,8 @@ class CompletionEngine:
         self.filters = tuple(filters)
         self.vocab = LlamaVocab(model.llama)
         self.template = template or _detect_template(self.vocab, getattr(model, "family", None))
+        #: the texts the filters may cut at as special tokens: the vocabulary's own, nothing else
+        self.special_texts: tuple[str, ...] = self.vocab.special_texts()
         self.cache = ResponseCache(cache_size)
         self.totals = EngineTotals()
         self._stats_lock = threading.Lock()
@@ -272,18 +272,8 @@ class CompletionEngine:
         """Complete at the cursor; `Cancelled` if `cancel` fires (the KV cache stays valid)."""
         cancel = cancel or NEVER_CANCELLED
         started = time.perf_counter()
-        multiline = (
-            wants_multiline(request.prefix, request.suffix)
-            if request.multiline is None
-            else request.multiline and wants_multiline(request.prefix, request.suffix)
-        )
-        fctx = FilterContext(
-            prefix=request.prefix,
-            suffix=request.suffix,
-            multiline=multiline,
-            language=request.language,
-            special_texts=self.template.special_texts,
-        )
+        fctx = self.filter_context(request)
+        multiline = fctx.multiline
         header = self._cache_header(request, multiline)
         if self.response_cache:
             hit = self.cache.lookup(header, request.prefix)
@@ -345,6 +335,21 @@ class CompletionEngine:
             self.cache.put(self.cache.key(header, request.prefix), _CacheEntry(text, gen.raw))
         self._count(result)
         return result
+
+    def filter_context(self, request: CompletionRequest) -> FilterContext:
+        """What the post-processing filters see for `request`.
+
+        Multi-line only where the context calls for it (and the request allows it);
+        the special texts are this model's vocabulary's, nothing else.
+        """
+        wanted = wants_multiline(request.prefix, request.suffix)
+        return FilterContext(
+            prefix=request.prefix,
+            suffix=request.suffix,
+            multiline=wanted if request.multiline is None else request.multiline and wanted,
+            language=request.language,
+            special_texts=self.special_texts,
+        )
 
     def clear_cache(self) -> None:
         """Forget cached responses (e.g. after settings that change completions)."""

@@ -402,6 +402,62 @@ def _parse(handle: BinaryIO, path: Path, size: int) -> GGUFInfo:
     )
 
 
+def read_metadata_array(path: Path | str, key: str) -> list[object] | None:
+    """One metadata array in full, or None if the file has no array `key`.
+
+    `read_gguf_info` summarises large arrays to stay fast; this reads one of them,
+    stopping at it: e.g. `tokenizer.ggml.token_type`, the token types the file
+    declares (llama.cpp overrides some at load, such as Qwen's ordinary `</s>`
+    token, which it makes a control token because of its text).
+    Raises ModelFileError for a file that cannot be read as GGUF.
+    """
+    path = Path(path)
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ModelFileError(
+            f"Cannot open {path}: {exc.strerror or exc}", "check the path"
+        ) from exc
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        r = _Reader(handle, size)
+        try:
+            r._need(4)
+            magic = r._buf[:4]
+            r.skip(4)
+            if magic != GGUF_MAGIC or r.u32() not in SUPPORTED_VERSIONS:
+                raise ModelFileError(
+                    f"{path} is not a GGUF file Hanlin can read", "choose a .gguf model file"
+                )
+            r.u64()  # tensor count
+            for _ in range(r.u64()):
+                name = r.string()
+                vtype = r.u32()
+                if name != key or vtype != _ARRAY:
+                    _read_value(r, vtype, path, name)
+                    continue
+                item_type = r.u32()
+                length = r.u64()
+                if item_type == _STRING:
+                    return [r.string() for _ in range(length)]
+                fmt = _SCALAR_FORMATS.get(item_type)
+                if fmt is None:
+                    return None
+                nbytes = struct.calcsize(fmt) * length
+                if r.offset + nbytes > size:
+                    raise _Truncated
+                r._need(nbytes)
+                values = struct.unpack_from(f"<{length}{fmt[1:]}", r._buf, r._pos)
+                r._pos += nbytes
+                return list(values)
+        except _Truncated:
+            raise ModelFileError(
+                f"{path} is truncated: its GGUF header ends early ({size} bytes on disk)",
+                "the download or copy did not finish; download it again",
+            ) from None
+    return None
+
+
 def _first_int(meta: dict[str, object], *keys: str) -> int | None:
     for key in keys:
         value = _int(meta, key)
@@ -415,4 +471,5 @@ __all__ = [
     "ArraySummary",
     "GGUFInfo",
     "read_gguf_info",
+    "read_metadata_array",
 ]

@@ -10,10 +10,11 @@ import pytest
 
 from hanlin.engine.completion.engine import CompletionEngine, ResponseCache
 from hanlin.engine.completion.engine import CompletionRequest as _Request
+from hanlin.engine.completion.filters import postprocess
 from hanlin.engine.core.cancel import CancelToken
 from hanlin.engine.core.errors import Cancelled
 from hanlin.engine.runtime.loader import LoadedModel, LoadOptions, load_model
-from tests.support.tiny_fim_gguf import write_tiny_fim_gguf
+from tests.support.tiny_fim_gguf import FAMILIES, write_tiny_fim_gguf
 
 pytestmark = pytest.mark.slow
 
@@ -95,6 +96,38 @@ def test_tiny_qwen_uses_fim_and_never_shows_special_tokens(tiny_qwen: LoadedMode
         assert not any(m in result.raw_text for m in SPECIAL_MARKERS)
 
 
+def test_tiny_qwen_filters_cut_at_its_vocabularys_special_tokens_only(
+    tiny_qwen: LoadedModel,
+) -> None:
+    engine = _fresh(tiny_qwen)
+    ctx = engine.filter_context(
+        CompletionRequest(prefix="<ul>\n  <li><s>", suffix="\n</ul>\n", language="html")
+    )
+    assert ctx.special_texts == FAMILIES["qwen2.5-coder"].specials
+    html = "Milk</s> sold out</li>"
+    assert postprocess(html, ctx) == html
+    assert postprocess(html + "<|fim_pad|><|file_sep|>shop.html", ctx) == html
+    assert postprocess("<|endoftext|>" + html, ctx) == ""
+
+
+def test_qwen_like_ordinary_closing_s_token_does_not_cut_html(tmp_path: Path) -> None:
+    """Real Qwen2.5/Qwen3 GGUFs hold `</s>` as an ordinary token that llama.cpp promotes to
+    CONTROL at load; a strikethrough in an HTML completion must still survive."""
+    path = write_tiny_fim_gguf(tmp_path / "qwen-s.gguf", extra_normal_tokens=("</s>",))
+    model = load_model(path, options=LoadOptions(n_ctx=512, threads=1))
+    try:
+        engine = CompletionEngine(model)
+        request = CompletionRequest(prefix="<p><s>$49", suffix="\n", language="html")
+        ctx = engine.filter_context(request)
+        assert "</s>" not in ctx.special_texts and "<|fim_pad|>" in ctx.special_texts
+        assert postprocess("</s> $29 today</p>", ctx) == "</s> $29 today</p>"
+        assert postprocess("</s> $29 today</p><|fim_pad|>", ctx) == "</s> $29 today</p>"
+        result = engine.complete(request)
+        assert result.template == "qwen2.5-coder" and result.prompt_tokens > 3
+    finally:
+        model.close()
+
+
 def test_a_keystroke_evaluates_only_the_new_tokens_fim(tiny_qwen: LoadedModel) -> None:
     engine = _fresh(tiny_qwen)
     body = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(30))
@@ -166,6 +199,27 @@ def test_smollm2_completes_python_prefix_only(smol: LoadedModel) -> None:
     assert result.text.strip()
     assert result.generated_tokens > 0
     assert not any(m in result.text for m in SPECIAL_MARKERS)
+
+
+# An HTML list that SmolLM2 continues with a closing `</s>` under greedy decoding.
+HTML_PREFIX = (
+    "<h2>Groceries</h2>\n<ul>\n"
+    "  <li><s>Milk</s> bought on Monday</li>\n"
+    "  <li><s>Eggs</s> bought on Monday</li>\n"
+    "  <li><s>Bread"
+)
+
+
+def test_html_strikethrough_in_a_completion_survives_smollm2(smol: LoadedModel) -> None:
+    """`</s>` is ordinary text in SmolLM2's vocabulary: a completion is never cut there."""
+    engine = _fresh(smol, response_cache=False)
+    for prefix in (HTML_PREFIX, HTML_PREFIX.removesuffix("Bread")):
+        result = engine.complete(
+            CompletionRequest(prefix=prefix, suffix="\n</ul>\n", language="html", max_tokens=24)
+        )
+        assert "</s> bought on Monday</li>" in result.raw_text, result
+        assert result.text == result.raw_text.strip()
+        assert result.text.endswith("</s> bought on Monday</li>")
 
 
 def test_response_cache_serves_typed_ahead_characters(smol: LoadedModel) -> None:

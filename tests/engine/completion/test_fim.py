@@ -196,6 +196,24 @@ def test_an_ordinary_token_llama_cpp_promotes_to_control_is_not_special(tmp_path
     assert vocab.is_special_text("<|endoftext|>")
 
 
+@pytest.mark.slow  # the first run on a machine downloads the sdist (about a minute)
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize(
+    ("name", "vocabulary", "closing_s_is_special"),
+    [("ggml-vocab-qwen2.gguf", "qwen2", False), ("ggml-vocab-llama-spm.gguf", "llama-2", True)],
+)
+def test_real_vocabularies_decide_whether_closing_s_is_special(
+    name: str, vocabulary: str, closing_s_is_special: bool, tmp_path: Path
+) -> None:
+    """Real Qwen2 (the BPE vocabulary of Qwen2.5/Qwen3): `</s>` is ordinary token 128247, which
+    llama.cpp marks CONTROL; real Llama-2: `</s>` is its declared end-of-sentence token."""
+    vocab = _vocab(_sdist_vocab(name, tmp_path))
+    (closing_s,) = vocab._llama.tokenize(b"</s>", add_bos=False, special=True)
+    assert vocab.is_control(closing_s)
+    assert vocab.is_special_text("</s>") is closing_s_is_special
+    assert vocab.special_texts() == _fixture_vocabulary(vocabulary)
+
+
 def test_smollm2_special_texts_hold_no_html_tags(smollm2_path: Path) -> None:
     vocab = _vocab(smollm2_path)
     specials = vocab.special_texts()

@@ -16,6 +16,7 @@ from hanlin.engine.models.gguf_info import (
     GGML_BLOCK_SIZES,
     ArraySummary,
     read_gguf_info,
+    read_metadata_array,
 )
 from tests.support.fake_hub import gguf_header, make_gguf
 
@@ -151,3 +152,23 @@ def test_huge_sparse_file_reads_only_the_header(tmp_path: Path) -> None:
     os.truncate(path, info.data_end - 1)
     with pytest.raises(ModelFileError, match="truncated"):
         read_gguf_info(path)
+
+
+def test_reads_one_metadata_array_in_full(smollm2_path: Path, tmp_path: Path) -> None:
+    """The declared token types (the completion filters' "is it special?" needs them)."""
+    types = read_metadata_array(smollm2_path, "tokenizer.ggml.token_type")
+    assert types is not None and len(types) == 49152
+    assert set(types) == {1, 3} and types.count(3) == 17  # NORMAL and 17 CONTROL tokens
+    tokens = read_metadata_array(smollm2_path, "tokenizer.ggml.tokens")
+    assert tokens is not None and tokens[:3] == ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    assert read_metadata_array(smollm2_path, "general.architecture") is None  # not an array
+    assert read_metadata_array(smollm2_path, "no.such.key") is None
+    not_gguf = tmp_path / "notes.gguf"
+    not_gguf.write_bytes(b"# just some text, not a model\n" * 4)
+    with pytest.raises(ModelFileError, match="not a GGUF"):
+        read_metadata_array(not_gguf, "tokenizer.ggml.token_type")
+    cut = tmp_path / "cut.gguf"
+    with open(smollm2_path, "rb") as src:
+        cut.write_bytes(src.read(200_000))  # ends inside the token list
+    with pytest.raises(ModelFileError, match="truncated"):
+        read_metadata_array(cut, "tokenizer.ggml.token_type")
