@@ -199,6 +199,44 @@ def test_errors_are_one_line_without_traceback(fake_hub: FakeHub) -> None:
     assert "was not found" in missing.stderr
 
 
+def test_chat_with_a_hub_ref_not_pulled_says_how_to_pull_it(hanlin_home: Path) -> None:
+    ref = "hf.co/someone/Tiny-GGUF/Tiny-Q4_K_M.gguf"
+    result = hanlin("chat", ref, "hi", timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == (
+        f"hanlin: error: `{ref}` is not downloaded yet — run `hanlin models pull {ref}`"
+    )
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "hf.co/a/b/..%2F..%2Fx.gguf",
+        "hf.co/a/b/..%5C..%5Cx.gguf",
+        "hf.co/a/b/../../x.gguf",
+        "hf.co/a/b..c/x.gguf",
+    ],
+)
+def test_hostile_hub_refs_are_refused_in_one_line(ref: str, hanlin_home: Path) -> None:
+    env_endpoint = "http://127.0.0.1:9"  # nothing listens: the ref must be refused before
+    for args in (("models", "pull", ref), ("chat", ref, "hi")):
+        result = subprocess.run(
+            [*HANLIN, *args],
+            cwd=ROOT,
+            env={**_env(), "HF_ENDPOINT": env_endpoint},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"hanlin: error: `{ref}` is not a usable")
+        assert "hf.co/OWNER/REPO/FILE.gguf" in lines[0]
+    models = hanlin_home / "data" / "models"
+    assert not models.exists() or not any(p.is_file() for p in models.rglob("*"))
+
+
 @pytest.mark.slow
 def test_import_use_and_rm(smollm2_path: Path, hanlin_home: Path) -> None:
     result = hanlin("models", "import", str(smollm2_path), "--id", "smol")

@@ -19,7 +19,8 @@ Protocol (what huggingface_hub 2.x and Hanlin's store use):
     unknown revision: `404` + `X-Error-Code: RevisionNotFound`; gated repo
     without the right token: `401`/`403` + `X-Error-Code: GatedRepo`.
 - `HEAD|GET {cdn}/blobs/{sha256}`: the bytes, `Accept-Ranges: bytes`, `Range:
-  bytes=N-` → `206` + `Content-Range`. Misbehaviour switches apply here.
+  bytes=N-` → `206` + `Content-Range`; N at or past the end → `416` + `Content-Range:
+  bytes */SIZE` (as the Hub's CDN answers). Misbehaviour switches apply here.
 - `GET {endpoint}/api/models/{owner}/{repo}[/revision/{rev}]`: a minimal
   model-info JSON (`id`, `sha`, `siblings` with `rfilename`/`size`).
 
@@ -83,6 +84,9 @@ class Faults:
     #: same, but on the resolve endpoint (HEAD/GET metadata)
     resolve_status: int | None = None
     resolve_status_times: int | None = None
+    #: publish no size on the resolve endpoint (no X-Linked-Size): the client learns the
+    #: length only from the transfer, as with files whose size the Hub does not announce
+    hide_size: bool = False
     #: bytes per second (None: as fast as possible)
     rate: float | None = None
     #: send a Content-Length smaller than the body would be (truncated file claims)
@@ -348,6 +352,8 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     "ETag": f'"{hub_file.git_sha1}"',
                     "Content-Length": "0",
                 }
+                if hub.faults.hide_size:
+                    del headers["X-Linked-Size"]
                 self._reply(302, headers)
                 return
             self._send_bytes(hub_file, {**common, "ETag": f'"{hub_file.git_sha1}"'})

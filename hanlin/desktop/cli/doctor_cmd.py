@@ -118,15 +118,8 @@ def _print_text(report: dict[str, Any]) -> None:
         ("llama.cpp", f"llama-cpp-python {v['llama_cpp_python']}; {hw.build_info}"),
         ("Models", report["paths"]["models"]),
         ("Settings", report["paths"]["config"]),
-        (
-            "Chat model",
-            report["settings"]["chat_model"] or "(not chosen: `hanlin models use ID --for chat`)",
-        ),
-        (
-            "Completion",
-            report["settings"]["completion_model"]
-            or "(not chosen: `hanlin models use ID --for completion`)",
-        ),
+        ("Chat model", report["settings"]["chat_model"] or _NOT_CHOSEN.format("chat")),
+        ("Completion", report["settings"]["completion_model"] or _NOT_CHOSEN.format("completion")),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

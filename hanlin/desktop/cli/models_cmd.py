@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from hanlin.engine.core.cancel import Progress
-from hanlin.engine.core.errors import ModelNotInstalledError
+from hanlin.engine.core.errors import HanlinError, ModelFileError
+from hanlin.engine.core.units import format_bytes, format_duration, format_rate
 from hanlin.engine.models.catalog import CatalogEntry
+from hanlin.engine.models.gguf_info import GGUFInfo, read_gguf_info
 from hanlin.engine.store.model_store import InstalledModel, ModelStore, PartialDownload
 
 FIT_LABELS = {"fits": "fits", "tight": "tight", "wont_fit": "won't"}
@@ -52,55 +54,55 @@ def run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- list
 
 
-def _fit_functions() -> tuple[Callable[..., Any], Callable[..., Any], Any] | None:
-    """hanlin.engine.runtime.hardware's verdict functions and this machine's info, if available."""
-    try:
-        from hanlin.engine.models import fit
-        from hanlin.engine.runtime import hardware
-
-        return fit.fit_for_entry, fit.fit_for_file, hardware.detect_hardware()
-    except Exception:  # no hardware module or llama.cpp missing: list without verdicts
-        return None
-
-
 _Fitters = tuple[Callable[..., Any], Callable[..., Any], Any]
 
 
-def _header(model: InstalledModel | None) -> Any:
-    """The installed file's GGUF header, or None (not installed, unreadable)."""
+def _fit_functions() -> _Fitters:
+    """The fit verdict functions and this machine's hardware.
+
+    Imported here, not at the top: the hardware probe loads llama.cpp, which only `list` needs.
+    """
+    from hanlin.engine.models import fit
+    from hanlin.engine.runtime import hardware
+
+    return fit.fit_for_entry, fit.fit_for_file, hardware.detect_hardware()
+
+
+def _header(model: InstalledModel | None) -> GGUFInfo | None:
+    """The installed file's GGUF header, or None when not installed or damaged since.
+
+    A damaged file is still listed (so it can be removed), without what its header would tell.
+    """
     if model is None:
         return None
     try:
-        from hanlin.engine.models.gguf_info import read_gguf_info
-
         return read_gguf_info(model.path)
-    except Exception:
+    except ModelFileError:
         return None
 
 
 def _fit(
-    entry: CatalogEntry | None, model: InstalledModel | None, info: Any, fitters: _Fitters | None
+    entry: CatalogEntry | None,
+    model: InstalledModel | None,
+    info: GGUFInfo | None,
+    fitters: _Fitters | None,
 ) -> dict[str, Any] | None:
     """The verdict from the real file when installed, else from the catalog's numbers."""
     if fitters is None:
         return None
-    fit_entry, fit_file, hw = fitters
-    try:
-        if model is not None and info is not None:
-            from hanlin.engine.models.fit import default_n_ctx
+    from hanlin.engine.models.fit import default_n_ctx
 
-            ctx = default_n_ctx(info.context_length)
-            verdict = fit_file(info, model.size_bytes, hw, ctx)
-        elif entry is not None:
-            verdict = fit_entry(entry, hw)
-        else:
-            return None
-    except Exception:
+    fit_entry, fit_file, hw = fitters
+    if model is not None and info is not None:
+        verdict = fit_file(info, model.size_bytes, hw, default_n_ctx(info.context_length))
+    elif entry is not None:
+        verdict = fit_entry(entry, hw)
+    else:
         return None
     return asdict(verdict)
 
 
-def _roles_from_header(info: Any) -> list[str]:
+def _roles_from_header(info: GGUFInfo | None) -> list[str]:
     """Roles of a model outside the catalog: chat if it has a chat template, completion if FIM."""
     if info is None:
         return ["chat"]
@@ -185,23 +187,14 @@ def _row(
     }
 
 
-def _gb(n: float | None, approx: bool = False) -> str:
-    if n is None:
-        return "?"
-    text = f"{n / 1e9:.1f}G" if n >= 1e8 else f"{n / 1e6:.0f}M"
-    return ("~" + text) if approx else text
-
-
 def _estimated_size(row: dict[str, Any]) -> str:
+    """The size column: the real or pinned size, else `~` and an estimate, else `?`."""
     if row["size_bytes"] is not None:
-        return _gb(row["size_bytes"])
-    try:
-        from hanlin.engine.models.fit import estimate_file_size
+        return format_bytes(row["size_bytes"])
+    from hanlin.engine.models.fit import estimate_file_size
 
-        est = estimate_file_size(row["parameters"] or "", row["quantization"] or "")
-        return _gb(est, approx=True) if est else "?"
-    except Exception:
-        return "?"
+    est = estimate_file_size(row["parameters"] or "", row["quantization"] or "")
+    return "~" + format_bytes(est) if est else "?"
 
 
 def _list(store: ModelStore, *, as_json: bool) -> int:
@@ -241,20 +234,8 @@ def _list(store: ModelStore, *, as_json: bool) -> int:
 # --------------------------------------------------------------------------- pull
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}" if unit == "GB" else f"{n / scale:.1f} {unit}"
-    return f"{int(n)} B"
-
-
-def _fmt_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
+def _eta(seconds: float | None) -> str:
+    return format_duration(seconds, unknown="--:--")
 
 
 class ProgressPrinter:
@@ -284,11 +265,11 @@ class ProgressPrinter:
             return
         done, total = p.done, p.total
         pct = f"{100 * done / total:5.1f}%" if total else "   ?  "
-        amount = f"{_fmt_bytes(done)}/{_fmt_bytes(total)}" if total else _fmt_bytes(done)
-        rate = f"{_fmt_bytes(p.rate)}/s" if p.rate else "-- /s"
+        amount = f"{format_bytes(done)}/{format_bytes(total)}" if total else format_bytes(done)
+        rate = format_rate(p.rate) or "-- /s"
         if self.tty:
             cols = shutil.get_terminal_size((80, 20)).columns
-            text = f" {pct}  {amount}  {rate}  ETA {_fmt_eta(p.eta)}"
+            text = f" {pct}  {amount}  {rate}  ETA {_eta(p.eta)}"
             bar_w = max(10, min(40, cols - len(text) - 4))
             filled = int(bar_w * (done / total)) if total else 0
             bar = "█" * filled + "░" * (bar_w - filled)
@@ -301,7 +282,7 @@ class ProgressPrinter:
                 return
             self._last_line = now
             self.stream.write(
-                f"{self.label}: {pct.strip()} ({amount}) at {rate}, ETA {_fmt_eta(p.eta)}\n"
+                f"{self.label}: {pct.strip()} ({amount}) at {rate}, ETA {_eta(p.eta)}\n"
             )
         self.stream.flush()
 
@@ -336,8 +317,8 @@ def _pull(store: ModelStore, ref: str) -> int:
             None,
         )
         if partial is not None:
-            total = f" of {_fmt_bytes(partial.total)}" if partial.total else ""
-            kept = f" {_fmt_bytes(partial.bytes_done)}{total} kept in {partial.part_path}."
+            total = f" of {format_bytes(partial.total)}" if partial.total else ""
+            kept = f" {format_bytes(partial.bytes_done)}{total} kept in {partial.part_path}."
         print(
             f"Interrupted.{kept} Run `hanlin models pull {ref}` again to resume.", file=sys.stderr
         )
@@ -346,15 +327,15 @@ def _pull(store: ModelStore, ref: str) -> int:
         printer.close()
     result = store.last_download
     if result is not None and result.resumed_from:
-        print(f"Resumed from {_fmt_bytes(result.resumed_from)}.", file=sys.stderr)
-    print(f"Installed {model.id} ({_fmt_bytes(model.size_bytes)}): {model.path}")
+        print(f"Resumed from {format_bytes(result.resumed_from)}.", file=sys.stderr)
+    print(f"Installed {model.id} ({format_bytes(model.size_bytes)}): {model.path}")
     return 0
 
 
 def _is_installed(store: ModelStore, ref: str) -> bool:
     try:
         model = store.resolve(ref)
-    except Exception:
+    except HanlinError:  # not installed, unknown, a bad ref: the pull says which
         return False
     return model.source != "import" or store.get(model.id) is not None
 
@@ -365,7 +346,7 @@ def _is_installed(store: ModelStore, ref: str) -> bool:
 def _import(store: ModelStore, path: Path, model_id: str | None, family: str | None) -> int:
     model = store.import_file(path, model_id=model_id, family=family)
     print(
-        f"Imported {model.id} (family {model.family}, {_fmt_bytes(model.size_bytes)})"
+        f"Imported {model.id} (family {model.family}, {format_bytes(model.size_bytes)})"
         f" from {model.path}"
     )
     print(f"Chat with it: `hanlin chat {model.id}`")
@@ -378,21 +359,18 @@ def _rm(store: ModelStore, model_id: str) -> int:
     store.remove(model_id)
     if model is not None:
         if store.owns_path(model.path):
-            print(f"Removed {model_id} ({_fmt_bytes(model.size_bytes)} freed)")
+            print(f"Removed {model_id} ({format_bytes(model.size_bytes)} freed)")
         else:
             print(f"Unregistered {model_id}; the file stays where it was: {model.path}")
     if partial is not None:
-        print(f"Removed the partial download of {model_id} ({_fmt_bytes(partial.bytes_done)})")
+        print(f"Removed the partial download of {model_id} ({format_bytes(partial.bytes_done)})")
     return 0
 
 
 def _use(store: ModelStore, model_id: str, role: str) -> int:
     from hanlin.engine.core.settings import update_settings
 
-    try:
-        model = store.resolve(model_id)
-    except ModelNotInstalledError:
-        raise
+    model = store.resolve(model_id)  # ModelNotInstalledError says how to pull it
     value = model.id if store.get(model.id) is not None else str(model.path)
     entry = model.catalog_entry or store.catalog.find(model.id)
     if entry is not None and role not in entry.roles:

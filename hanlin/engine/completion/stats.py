@@ -27,6 +27,7 @@ from hanlin.engine.core import paths
 from hanlin.engine.core.atomic import write_text_atomic
 from hanlin.engine.core.errors import BusyError
 from hanlin.engine.core.locks import FileLock
+from hanlin.engine.core.quarantine import move_aside
 
 __all__ = [
     "AcceptanceRecorder",
@@ -149,10 +150,8 @@ def _read(path: Path) -> AcceptanceStats:
     try:
         return AcceptanceStats.from_json_obj(json.loads(text))
     except ValueError as exc:  # JSONDecodeError is a ValueError
-        aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
-        log.warning("%s is damaged (%s); moved it to %s and started again", path, exc, aside)
-        with contextlib.suppress(OSError):
-            path.replace(aside)
+        with contextlib.suppress(OSError):  # another process may have moved it already
+            move_aside(path, f"is damaged ({exc}); the statistics start again")
         return AcceptanceStats()
 
 

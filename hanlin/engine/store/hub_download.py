@@ -13,6 +13,8 @@ and owns the transfer itself:
 - bytes go to a `.part` file we keep, opened unbuffered so a killed process
   loses at most the chunk in flight; the next call continues with `Range`;
 - a server that ignores `Range` (answers 200) restarts the file cleanly;
+- a `416` to `Range: bytes=N-` (asked past the end) finishes a `.part` that already holds
+  the whole file (`Content-Range: bytes */N`) and restarts one that is not this file's prefix;
 - no bytes for `stall_timeout` seconds is a stall: the connection is dropped
   and retried (never hangs forever);
 - transient failures (network errors, 5xx, 429) retry with exponential
@@ -26,6 +28,7 @@ Errors are mapped to engine errors whose message says what to do next.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import time
@@ -42,7 +45,9 @@ from hanlin.engine.core.errors import (
     HanlinError,
     NotFoundOnHubError,
     OfflineError,
+    UnknownModelError,
 )
+from hanlin.engine.core.units import MiB, format_bytes
 from hanlin.engine.store.part_writer import PartWriter
 
 try:  # huggingface_hub >= 1.0 ships its HTTP client as `httpx2` (a renamed httpx)
@@ -50,16 +55,17 @@ try:  # huggingface_hub >= 1.0 ships its HTTP client as `httpx2` (a renamed http
 except ImportError:  # pragma: no cover - older huggingface_hub
     import httpx  # type: ignore[no-redef]
 
+log = logging.getLogger(__name__)
+
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _DEFAULT_ENDPOINT = "https://huggingface.co"
-_MiB = 1 << 20
 
 
 @dataclass
 class DownloadOptions:
     """Knobs for one download. Tests shrink the timeouts; users rarely need to."""
 
-    chunk_size: int = _MiB
+    chunk_size: int = MiB
     #: seconds without a single byte before the connection counts as stalled
     stall_timeout: float = field(
         default_factory=lambda: float(os.environ.get("HANLIN_STALL_TIMEOUT", "30"))
@@ -124,11 +130,47 @@ _HUB_PREFIXES = (
 )
 
 
+_REF_SHAPE = "hf.co/OWNER/REPO/FILE.gguf"
+
+
+def _bad_ref(ref: str, why: str) -> UnknownModelError:
+    return UnknownModelError(
+        f"`{ref}` is not a usable Hub reference: {why}", f"write it as {_REF_SHAPE}"
+    )
+
+
+def _segment_problem(
+    segment: str, *, what: str = "a path segment", slash_allowed: bool = False
+) -> str | None:
+    """Why one decoded path segment cannot be used, or None.
+
+    The file path becomes a path under the models folder, so a segment may neither hold a
+    separator (an encoded `%2F`, or `\\`, which Windows treats as one) nor climb (`..`).
+    """
+    if not slash_allowed and "/" in segment:
+        return f"{what} contains an encoded `/`"
+    if "\\" in segment:
+        return f"{what} contains `\\`"
+    if ".." in segment:
+        return f"{what} contains `..`"
+    if segment == ".":
+        return f"{what} is `.`"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in segment):
+        return f"{what} contains a control character"
+    return None
+
+
 def parse_hub_ref(ref: str) -> HubRef | None:
     """Parse `hf.co/OWNER/REPO/PATH.gguf` (or a huggingface.co URL with /resolve/REV/, /blob/REV/).
 
-    Returns None when `ref` is not a Hub reference (a catalog id, a path).
+    Returns None when `ref` is not a Hub reference (a catalog id, a path). A ref with a Hub
+    prefix that cannot be used raises UnknownModelError naming it: no file, a repository id
+    the Hub would refuse (huggingface_hub's own validator), or a decoded path segment that
+    holds `/`, `\\` or `..`. Refs are refused here, before any path is built from them.
     """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
     text = ref.strip()
     for prefix in _HUB_PREFIXES:
         if text.lower().startswith(prefix):
@@ -139,17 +181,30 @@ def parse_hub_ref(ref: str) -> HubRef | None:
     text = text.split("?", 1)[0].strip("/")
     parts = [unquote(p) for p in text.split("/") if p]
     if len(parts) < 3:
-        return None
+        raise _bad_ref(ref, "it names no file")
     repo = f"{parts[0]}/{parts[1]}"
+    try:
+        validate_repo_id(repo)
+    except HFValidationError as exc:
+        raise _bad_ref(ref, f"`{repo}` is not a valid repository id ({exc})") from exc
     rest = parts[2:]
     revision = None
     if len(rest) >= 3 and rest[0] in ("resolve", "blob"):
         revision, rest = rest[1], rest[2:]
+    for segment in rest:
+        problem = _segment_problem(segment)
+        if problem:
+            raise _bad_ref(ref, problem)
     file = "/".join(rest)
     if "@" in file and not revision:
         file, revision = file.rsplit("@", 1)
-    if not file or any(p in ("..", ".") for p in rest):
-        return None
+    if revision is not None:
+        # `refs/pr/1` is a real revision: it only travels in the URL (quoted), never in a path
+        problem = _segment_problem(revision, what="the revision", slash_allowed=True)
+        if problem:
+            raise _bad_ref(ref, problem)
+    if not file:
+        raise _bad_ref(ref, "it names no file")
     return HubRef(repo, file, revision or None)
 
 
@@ -162,11 +217,14 @@ def hub_token() -> str | None:
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
     if token:
         return token
-    try:
-        from huggingface_hub import get_token
+    from huggingface_hub import get_token
 
+    try:
         return get_token()
-    except Exception:  # a broken token file must not stop public downloads
+    except (OSError, UnicodeDecodeError, httpx.HTTPError) as exc:
+        # An unreadable token file (or a failed token refresh) must not stop public
+        # downloads; a private repo then answers 401 and the message asks for HF_TOKEN.
+        log.warning("Could not read the Hugging Face token (%s); continuing without one", exc)
         return None
 
 
@@ -198,7 +256,8 @@ def _backoff(options: DownloadOptions, attempt: int) -> float:
 # --------------------------------------------------------------------------- metadata
 
 
-def _map_hub_error(exc: BaseException, repo: str, file: str, revision: str) -> HanlinError:
+def _map_hub_error(exc: Exception, repo: str, file: str, revision: str) -> HanlinError:
+    """The engine error for what `get_hf_file_metadata` raised (see `_hub_failures`)."""
     from huggingface_hub import errors as hf_errors
 
     page = f"https://huggingface.co/{repo}"
@@ -230,12 +289,16 @@ def _map_hub_error(exc: BaseException, repo: str, file: str, revision: str) -> H
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status is not None:
         return _status_error(status, repo, file)
-    if isinstance(exc, httpx.HTTPError):
+    if isinstance(exc, httpx.TransportError):
         return OfflineError(
             f"Cannot reach the Hub at {hub_endpoint()}: {exc}",
             "check the network connection or proxy (HTTPS_PROXY), then run the pull again",
         )
-    return DownloadError(f"Download of `{file}` from `{repo}` failed: {exc}")
+    # e.g. a redirect loop, or an HTTP error without a response
+    return DownloadError(
+        f"Looking up `{file}` in `{repo}` failed: {exc}",
+        "run the pull again; if it keeps failing, check the network or proxy",
+    )
 
 
 def _status_error(status: int, repo: str, file: str) -> HanlinError:
@@ -256,11 +319,22 @@ def _status_error(status: int, repo: str, file: str) -> HanlinError:
     )
 
 
-def _is_transient_hf_error(exc: BaseException) -> bool:
+def _is_transient_hf_error(exc: Exception) -> bool:
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status is not None:
         return status in (408, 429) or status >= 500
     return isinstance(exc, httpx.TransportError)
+
+
+def _hub_failures() -> tuple[type[Exception], ...]:
+    """What `get_hf_file_metadata` raises for reasons outside Hanlin.
+
+    HTTP errors (the Hub's own subclasses included: repo, revision or entry not found,
+    gated), network errors and offline mode. Anything else is a bug and surfaces as one.
+    """
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    return (httpx.HTTPError, OfflineModeIsEnabled)
 
 
 def resolve_remote(
@@ -289,7 +363,7 @@ def resolve_remote(
                 url, token=hub_token(), timeout=options.connect_timeout, endpoint=endpoint
             )
             break
-        except Exception as exc:
+        except _hub_failures() as exc:
             attempt += 1
             if not _is_transient_hf_error(exc) or attempt > options.max_retries:
                 raise _map_hub_error(exc, repo, file, revision) from exc
@@ -368,7 +442,7 @@ class ProgressMeter:
 
 
 #: bytes per socket read for downloads (huggingface_hub's HTTP/1.1 stack reads 64 KiB)
-NETWORK_READ_SIZE = _MiB
+NETWORK_READ_SIZE = MiB
 
 
 def _raise_network_read_size() -> None:
@@ -465,8 +539,20 @@ def _transfer(
                 "GET", remote.location, headers=headers, timeout=timeout, follow_redirects=True
             ) as resp:
                 status = resp.status_code
-                if status == 416 and total is not None and done >= total:
-                    break
+                if status == 416 and done:
+                    # Asked for bytes past the end of the server's file. A complete .part of
+                    # announced size never asks, so: a file of unannounced size whose .part
+                    # is complete (`bytes */N` with N == done), or a .part that is not a
+                    # prefix of the server's file (longer, or no length given): start over.
+                    size = _content_range_size(resp.headers.get("Content-Range"))
+                    if size is not None and size == done:
+                        total = meter.total = size
+                        break
+                    writer.restart()  # longer than the file, or the length is unknown
+                    done = 0
+                    restarts += 1
+                    meter.restart()
+                    continue
                 if status in (401, 403, 410) and refresh is not None and attempt == 0:
                     remote = refresh()  # a signed CDN URL may have expired
                     attempt += 1
@@ -534,6 +620,12 @@ def _transfer(
     return DownloadResult(sha, done, received, resumed_from, restarts, retries)
 
 
+def _content_range_size(value: str | None) -> int | None:
+    """The complete length from `Content-Range: bytes */N` (or `bytes A-B/N`), if given."""
+    match = re.match(r"bytes (?:\*|\d+-\d+)/(\d+)$", (value or "").strip())
+    return int(match.group(1)) if match else None
+
+
 def _content_range_start(value: str | None) -> int | None:
     match = re.match(r"bytes (\d+)-", value or "")
     return int(match.group(1)) if match else None
@@ -549,9 +641,9 @@ def _total_from_headers(headers: Mapping[str, str], done: int) -> int | None:
 
 
 def _disk_full(part: Path, done: int, total: int | None) -> DiskFullError:
-    need = f"{(total - done) / 1e9:.2f} GB more" if total else "more space"
+    need = f"{format_bytes(total - done)} more" if total else "more space"
     return DiskFullError(
-        f"The disk is full: {part.name} stopped at {done / 1e9:.2f} GB",
+        f"The disk is full: {part.name} stopped at {format_bytes(done)}",
         f"free {need} on {part.parent} and run the pull again: the partial file is kept"
         " and the download resumes",
     )

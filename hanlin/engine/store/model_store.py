@@ -43,7 +43,15 @@ from hanlin.engine.core.errors import (
     VerificationError,
 )
 from hanlin.engine.core.locks import FileLock
-from hanlin.engine.models.catalog import Catalog, CatalogEntry, close_matches, load_catalog
+from hanlin.engine.core.quarantine import move_aside
+from hanlin.engine.core.units import MiB, format_bytes
+from hanlin.engine.models.catalog import (
+    MODEL_ID_RE,
+    Catalog,
+    CatalogEntry,
+    did_you_mean,
+    load_catalog,
+)
 from hanlin.engine.models.families import guess_family
 from hanlin.engine.models.gguf_info import GGUFInfo, read_gguf_info
 from hanlin.engine.store.hub_download import (
@@ -60,10 +68,8 @@ from hanlin.engine.store.hub_download import (
 MANIFEST_NAME = "manifest.json"
 PART_SUFFIX = ".part"
 NOTE_SUFFIX = ".part.json"
-_MiB = 1 << 20
 #: keep this much free beyond the download itself (the manifest, the OS)
-FREE_SPACE_MARGIN = 64 * _MiB
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+FREE_SPACE_MARGIN = 64 * MiB
 
 Source = Literal["catalog", "hub", "import"]
 
@@ -191,13 +197,10 @@ class ModelStore:
             if not isinstance(models, list):
                 raise TypeError("models is not a list")
             return [m for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError) as exc:
             # Never lose the user's files over a broken list: keep it aside and start afresh.
-            aside = self.manifest_path.with_name(
-                f"{MANIFEST_NAME}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
-            )
-            with contextlib.suppress(OSError):
-                self.manifest_path.replace(aside)
+            with contextlib.suppress(OSError):  # another process may have moved it already
+                move_aside(self.manifest_path, f"is not a valid model list ({exc})")
             return []
 
     def _write_manifest(self, models: list[dict[str, Any]]) -> None:
@@ -276,15 +279,24 @@ class ModelStore:
         return next((p for p in self.partials() if p.id == model_id), None)
 
     def resolve(self, id_or_path: str) -> InstalledModel:
-        """An installed model by id or Hub ref, or a GGUF path (not recorded)."""
+        """An installed model by id or Hub ref, or a GGUF path (not recorded).
+
+        A catalog id or Hub ref that is not on disk raises ModelNotInstalledError saying how
+        to pull it; a malformed Hub ref or an unknown id raises UnknownModelError.
+        """
         found = self.get(id_or_path)
         if found is not None:
             return found
-        ref = parse_hub_ref(id_or_path)
+        ref = parse_hub_ref(id_or_path)  # a malformed Hub ref raises here, naming it
         if ref is not None:
             for model in self.installed():
                 if model.repo == ref.repo and model.file == ref.file:
                     return model
+            # Not a path even though it ends in .gguf: say how to get it.
+            partial = next(
+                (p for p in self.partials() if (p.repo, p.file) == (ref.repo, ref.file)), None
+            )
+            raise _not_installed(id_or_path, partial)
         candidate = Path(id_or_path).expanduser()
         if candidate.suffix.lower() == ".gguf" or os.sep in id_or_path or candidate.is_file():
             if candidate.is_file():
@@ -299,15 +311,10 @@ class ModelStore:
             if candidate.suffix.lower() == ".gguf":
                 raise ModelFileError(f"{candidate} does not exist", "check the path")
         entry = self.catalog.find(id_or_path)
-        if entry is not None or ref is not None:
-            name = entry.id if entry else id_or_path
-            partial = self.partial(name)
-            state = "is not downloaded yet"
-            if partial and partial.percent is not None:
-                state = f"is only partly downloaded ({partial.percent:.0f}%)"
-            raise ModelNotInstalledError(f"`{name}` {state}", f"run `hanlin models pull {name}`")
+        if entry is not None:
+            raise _not_installed(entry.id, self.partial(entry.id))
         ids = [e.id for e in self.catalog] + [m.id for m in self.installed()]
-        hint = _did_you_mean(
+        hint = did_you_mean(
             id_or_path, ids, "run `hanlin models list` to see installed and available models"
         )
         raise UnknownModelError(f"Unknown model `{id_or_path}`", hint)
@@ -323,7 +330,7 @@ class ModelStore:
                         f"`{ref}` is a file, not a model to download",
                         f"register it with `hanlin models import {ref}`",
                     )
-                hint = _did_you_mean(
+                hint = did_you_mean(
                     ref,
                     [e.id for e in self.catalog],
                     "run `hanlin models list` for catalog ids, or pull hf.co/OWNER/REPO/FILE.gguf",
@@ -508,8 +515,8 @@ class ModelStore:
         free = shutil.disk_usage(folder).free
         if free < need + self.free_space_margin:
             raise DiskFullError(
-                f"Not enough disk space for `{model_id}`: it needs {need / 1e9:.2f} GB,"
-                f" {free / 1e9:.2f} GB are free on {folder}",
+                f"Not enough disk space for `{model_id}`: it needs {format_bytes(need)},"
+                f" {format_bytes(free)} are free on {folder}",
                 "free some space (`hanlin models rm ID` removes a model) and pull again",
             )
 
@@ -522,7 +529,7 @@ class ModelStore:
         info = read_gguf_info(path)  # ModelFileError names the file and the reason
         path = path.resolve()
         model_id = model_id or slug_id(path.name)
-        if not _ID_RE.match(model_id):
+        if not MODEL_ID_RE.match(model_id):
             raise HanlinError(
                 f"`{model_id}` cannot be a model id",
                 "use lower-case letters, digits, '.', '_' or '-' (at most 80)",
@@ -561,7 +568,7 @@ class ModelStore:
         partial = self.partial(model_id)
         if recorded is None and partial is None:
             ids = [m.id for m in self.installed()] + [p.id for p in self.partials()]
-            hint = _did_you_mean(model_id, ids, "run `hanlin models list` to see what is installed")
+            hint = did_you_mean(model_id, ids, "run `hanlin models list` to see what is installed")
             raise UnknownModelError(f"No installed or partly downloaded model `{model_id}`", hint)
         repo_file = (recorded.repo, recorded.file) if recorded else (partial.repo, partial.file)
         lock = None
@@ -608,11 +615,12 @@ class ModelStore:
             folder = folder.parent
 
 
-def _did_you_mean(word: str, ids: list[str], fallback: str) -> str:
-    close = close_matches(word, ids)
-    if close:
-        return "did you mean " + ", ".join(f"`{c}`" for c in close) + "?"
-    return fallback
+def _not_installed(name: str, partial: PartialDownload | None) -> ModelNotInstalledError:
+    """`name` (a catalog id or a Hub ref) is known but not on disk: say how to get it."""
+    state = "is not downloaded yet"
+    if partial and partial.percent is not None:
+        state = f"is only partly downloaded ({partial.percent:.0f}%)"
+    return ModelNotInstalledError(f"`{name}` {state}", f"run `hanlin models pull {name}`")
 
 
 def _read_note(path: Path) -> dict[str, Any] | None:

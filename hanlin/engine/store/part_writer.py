@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from hanlin.engine.core.cancel import CancelToken
-
-_MiB = 1 << 20
+from hanlin.engine.core.units import MiB
 
 
 def _write_all(handle: BinaryIO, data: bytes) -> None:
@@ -39,7 +38,7 @@ def _write_all(handle: BinaryIO, data: bytes) -> None:
 class PartWriter:
     """The `.part` file being filled: `append` bytes, `flush` to wait until they are on disk."""
 
-    def __init__(self, path: Path, *, batch: int = _MiB, depth: int = 2) -> None:
+    def __init__(self, path: Path, *, batch: int = MiB, depth: int = 2) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._handle: BinaryIO = open(path, "r+b" if path.exists() else "wb", buffering=0)  # noqa: SIM115
@@ -60,7 +59,7 @@ class PartWriter:
             left = self.written
             while left > 0:
                 cancel.raise_if_cancelled()
-                block = src.read(min(8 * _MiB, left))
+                block = src.read(min(8 * MiB, left))
                 if not block:
                     raise OSError(errno.EIO, f"{self.path} shrank while being resumed")
                 self._hasher.update(block)

@@ -28,7 +28,7 @@ from hanlin.engine.core.errors import (
     VerificationError,
 )
 from hanlin.engine.store import hub_download, part_writer
-from hanlin.engine.store.hub_download import DownloadOptions, parse_hub_ref
+from hanlin.engine.store.hub_download import DownloadOptions, download_to_part
 from hanlin.engine.store.model_store import ModelStore
 from tests.support import fake_hub_fixtures
 from tests.support.fake_hub import FakeHub, HubFile, make_gguf
@@ -128,15 +128,6 @@ def test_pull_by_hub_name_records_repo_file_commit(store: ModelStore, fake_hub: 
     assert store.pull(f"hf.co/{REPO}/{FILE}").id == MODEL_ID
 
 
-def test_parse_hub_refs() -> None:
-    assert parse_hub_ref("hf.co/a/b/c.gguf") == hub_download.HubRef("a/b", "c.gguf", None)
-    ref = parse_hub_ref("https://huggingface.co/a/b/resolve/abc123/d/e.gguf?download=true")
-    assert ref == hub_download.HubRef("a/b", "d/e.gguf", "abc123")
-    assert parse_hub_ref("qwen3-4b-q4km") is None
-    assert parse_hub_ref("hf.co/a/b") is None
-    assert parse_hub_ref("hf.co/a/b/../../x.gguf") is None
-
-
 def test_dropped_connection_resumes_within_one_pull(
     store: ModelStore, served: HubFile, fake_hub: FakeHub
 ) -> None:
@@ -173,6 +164,80 @@ def _cancel_at_half(store: ModelStore) -> None:
 
     with pytest.raises(Cancelled):
         store.pull(MODEL_ID, cancel=token, on_progress=on_progress)
+
+
+def _cancel_when_complete(store: ModelStore, ref: str) -> None:
+    """A pull whose every byte is in the .part, stopped before it was verified (a crash there)."""
+    token = CancelToken()
+
+    def on_progress(p: Progress) -> None:
+        if p.stage == "download" and p.total and p.done >= p.total:
+            token.cancel("test")
+
+    with pytest.raises(Cancelled):
+        store.pull(ref, cancel=token, on_progress=on_progress)
+
+
+def test_complete_part_of_unannounced_size_is_finished_on_416(
+    store: ModelStore, served: HubFile, fake_hub: FakeHub
+) -> None:
+    # The Hub publishes no size, so the store cannot tell that the .part is complete: it asks
+    # for `bytes=SIZE-` and the CDN answers 416 with `Content-Range: bytes */SIZE`.
+    fake_hub.faults.hide_size = True
+    _cancel_when_complete(store, MODEL_ID)
+    [partial] = store.partials()
+    assert partial.bytes_done == served.size and partial.total is None
+    fake_hub.reset()
+    fake_hub.faults.hide_size = True
+    store.pull(MODEL_ID)
+    _assert_installed(store, served)
+    assert [(r[2], r[3]) for r in fake_hub.stats.gets()] == [(f"bytes={served.size}-", 416)]
+    assert fake_hub.stats.body_bytes == 0
+    assert store.last_download is not None and store.last_download.resumed_from == served.size
+
+
+def test_part_longer_than_a_file_of_unannounced_size_restarts_on_416(
+    served: HubFile, fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    fake_hub.faults.hide_size = True
+    remote = hub_download.resolve_remote(REPO, FILE, options=_fast_options())
+    assert remote.size is None
+    part = tmp_path / "x.gguf.part"
+    part.write_bytes(b"\xff" * (served.size + 1000))  # not a prefix of this file
+    result = download_to_part(remote, part, options=_fast_options())
+    assert result.size == served.size and result.sha256 == served.sha256
+    assert result.restarts == 1 and part.stat().st_size == served.size
+    assert [(r[2], r[3]) for r in fake_hub.stats.gets()] == [
+        (f"bytes={served.size + 1000}-", 416),
+        (None, 200),
+    ]
+
+
+def test_416_without_a_usable_content_range_restarts_the_file(
+    served: HubFile, fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    # Same size as the file but the server cannot confirm it: start afresh, never trust it.
+    fake_hub.faults.hide_size = True
+    remote = hub_download.resolve_remote(REPO, FILE, options=_fast_options())
+    part = tmp_path / "x.gguf.part"
+    part.write_bytes(b"\xff" * served.size)
+    fake_hub.faults.status = 416  # a bare 416 (no Content-Range), once
+    fake_hub.faults.status_times = 1
+    result = download_to_part(remote, part, options=_fast_options())
+    assert result.sha256 == served.sha256 and result.restarts == 1
+
+
+def test_bug_in_the_metadata_call_is_not_disguised_as_a_download_error(
+    store: ModelStore, served: HubFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise TypeError("a bug, not a network problem")
+
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        store.pull(MODEL_ID)
 
 
 def test_cancel_keeps_partial_and_next_pull_resumes(

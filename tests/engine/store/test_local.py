@@ -79,6 +79,24 @@ def test_resolve_errors_say_what_to_do(tmp_path: Path) -> None:
     assert store.installed() == []  # a path is used, not recorded
 
 
+def test_resolving_a_hub_ref_that_is_not_pulled_says_how_to_pull_it() -> None:
+    store = ModelStore()
+    ref = "hf.co/someone/Tiny-GGUF/sub/Tiny-Q4_K_M.gguf"
+    with pytest.raises(ModelNotInstalledError) as err:
+        store.resolve(ref)
+    assert str(err.value) == (
+        f"`{ref}` is not downloaded yet — run `hanlin models pull {ref}`"
+    )
+    # a partial download of it is reported with its progress
+    folder = store.models_dir / "someone" / "Tiny-GGUF" / "sub"
+    folder.mkdir(parents=True)
+    (folder / "Tiny-Q4_K_M.gguf.part").write_bytes(b"x" * 250)
+    note = {"id": "tiny-q4_k_m", "repo": "someone/Tiny-GGUF", "file": "sub/Tiny-Q4_K_M.gguf"}
+    (folder / "Tiny-Q4_K_M.gguf.part.json").write_text(json.dumps({**note, "size": 1000}))
+    with pytest.raises(ModelNotInstalledError, match=r"only partly downloaded \(25%\)"):
+        store.resolve(ref)
+
+
 def test_remove_inside_models_dir_deletes_the_file(tmp_path: Path) -> None:
     store = ModelStore()
     inside = store.models_dir / "me" / "Mine-GGUF" / "mine.gguf"
@@ -109,6 +127,17 @@ def test_broken_manifest_is_moved_aside(tmp_path: Path, smollm2_path: Path) -> N
     store.import_file(smollm2_path)
     data = json.loads(store.manifest_path.read_text())
     assert [m["id"] for m in data["models"]] == ["smollm2-135m-instruct.q4_1"]
+
+
+def test_two_broken_manifests_in_one_second_are_both_kept() -> None:
+    store = ModelStore()
+    store.models_dir.mkdir(parents=True)
+    store.manifest_path.write_text("{first")
+    assert store.installed() == []
+    store.manifest_path.write_text("{second")
+    assert store.installed() == []
+    kept = sorted(p.read_text() for p in store.models_dir.glob("manifest.json.broken-*"))
+    assert kept == ["{first", "{second"]  # the second never overwrote the first
 
 
 def test_manifest_paths_are_relative_inside_models_dir(tmp_path: Path) -> None:
