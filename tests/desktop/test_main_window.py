@@ -173,6 +173,28 @@ def test_hand_broken_settings_file_is_reported_and_kept(qtbot, hanlin_home):
     history.close()
 
 
+def test_unknown_per_model_key_is_shown_and_the_choice_kept(qtbot, hanlin_home):
+    """A key this version does not know is a warning in the banner, not a lost file."""
+    from hanlin.desktop.main_window import MainWindow
+    from hanlin.desktop.tasks import TaskRunner
+    from hanlin.engine.models.catalog import load_catalog
+    from hanlin.engine.store.model_store import ModelStore
+
+    text = 'chat_model = "smollm2"\n\n[models."smollm2"]\ntemperature = 0.2\nn_batch = 256\n'
+    paths.settings_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.settings_file().write_text(text, encoding="utf-8")
+    history = History()
+    win = MainWindow(history, TaskRunner(), ModelStore(catalog=load_catalog()), load_catalog())
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.ready, timeout=20000)
+    assert "n_batch" in win.chat_view.banner.text()
+    assert "not valid TOML" not in win.chat_view.banner.text()
+    assert paths.settings_file().read_text(encoding="utf-8") == text
+    win.shutdown()
+    history.close()
+
+
 def test_theme_follows_settings_and_env_override(qtbot, chat_store, monkeypatch):
     from hanlin.desktop.app import build_window
     from hanlin.desktop.theme import apply_theme

@@ -49,7 +49,7 @@ def collect() -> dict[str, Any]:
     hw = detect_hardware(refresh=True)
     loaded = load_settings()
     installed, store_problem = _installed_ids()
-    problems = [p for p in (loaded.problem, store_problem) if p]
+    problems = [p for p in (loaded.problem, store_problem, *loaded.warnings) if p]
     models: list[dict[str, Any]] = []
     try:
         catalog = load_catalog()
