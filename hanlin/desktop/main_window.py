@@ -106,10 +106,12 @@ class MainWindow(QMainWindow):
         c.conversations.modelReset.connect(lambda: self._select_conversation(c.current_id or -1))
         c.generatingChanged.connect(self.stop_action.setEnabled)
         c.conversationSettingsChanged.connect(lambda: self._show_status(c.status))
-        # A hand-broken settings.toml or history database: say so, keep working on defaults.
+        # A hand-broken settings.toml or history database, or a settings key this version
+        # does not know: say so, keep working (on defaults where the file cannot be read).
         from hanlin.engine.core.settings import load_settings
 
-        problems = [p for p in (history.problem, load_settings().problem) if p]
+        settings = load_settings()
+        problems = [p for p in (history.problem, settings.problem, *settings.warnings) if p]
         if problems:
             self.chat_view.banner.show_warning("\n".join(problems))
         latest = history.list()
@@ -383,7 +385,10 @@ class MainWindow(QMainWindow):
             self.backend_label.setText("")
         self.ttft_label.setText(f"TTFT {status.ttft_s * 1000:.0f} ms" if status.ttft_s else "")
         self.speed_label.setText(f"{status.tokens_per_s:.1f} tok/s" if status.tokens_per_s else "")
-        self.phase_label.setText(_PHASES.get(status.phase, status.phase))
+        phase = _PHASES.get(status.phase, status.phase)
+        if status.phase == "loading" and status.load_fraction is not None:
+            phase = f"Loading model… {status.load_fraction:.0%}"
+        self.phase_label.setText(phase)
 
     # -- theme and quit --------------------------------------------------------------
 

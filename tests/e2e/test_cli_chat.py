@@ -95,6 +95,32 @@ def test_default_chat_model_from_settings(smollm2_path: Path, hanlin_home: Path)
     assert result.stdout.strip() and "tok/s" in result.stderr
 
 
+def _sampling_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return next(line for line in result.stderr.splitlines() if line.startswith("sampling:"))
+
+
+@pytest.mark.slow
+def test_qwen3_with_no_think_samples_with_the_family_values(
+    smollm2_path: Path, hanlin_home: Path
+) -> None:
+    """No --temperature, no per-model setting, no catalog entry: Qwen3's non-thinking values
+    (temperature 0.7, top-p 0.8, top-k 20, min-p 0); --temperature then wins over them."""
+    imported = hanlin(
+        "models", "import", str(smollm2_path), "--id", "pretend-qwen3", "--family", "qwen3",
+        home=hanlin_home,
+    )
+    assert imported.returncode == 0, imported.stderr
+    chat = ["chat", "pretend-qwen3", "--no-think", "--max-tokens", "4", "--ctx", "512"]
+    line = _sampling_line(hanlin(*chat, home=hanlin_home, stdin="Hi\n/stats\n/bye\n"))
+    for part in ("temperature 0.7", "top-p 0.8", "top-k 20", "min-p 0"):
+        assert part in line, line
+    line = _sampling_line(
+        hanlin(*chat, "--temperature", "0.2", home=hanlin_home, stdin="Hi\n/stats\n/bye\n")
+    )
+    assert "temperature 0.2" in line and "top-p 0.8" in line, line
+
+
 def _reader(stream, sink: list[str]) -> threading.Thread:  # type: ignore[no-untyped-def]
     def pump() -> None:
         for chunk in iter(lambda: stream.read(1), ""):

@@ -12,7 +12,14 @@ keeps only the newest and pushes it into the message model on a timer
 (`stream_interval_ms`, stretched when a long answer takes longer to repaint), so
 a fast model never floods the GUI with repaints.
 Stop takes effect at once in the window; the worker stops at its next token and
-its partial answer is saved.
+its partial answer is saved. A stopped or replaced answer's task still reports back
+when it ends (its outcome is never dropped as stale): an answer that never got a token
+is then removed from the history, so sending again while the previous answer is still
+loading leaves no empty message behind. Only the newest answer moves the status line.
+
+Sampling: the request carries the user's per-model settings over the catalog entry's
+values; the engine adds the family's recommendation for the reply's mode below both
+(engine/chat/sampling.py).
 """
 
 from __future__ import annotations
@@ -38,10 +45,8 @@ from hanlin.desktop.tasks import TaskHandle, TaskRunner
 from hanlin.engine.chat.history import Conversation, History
 from hanlin.engine.core.atomic import write_text_atomic
 from hanlin.engine.core.errors import HanlinError, ModelNotInstalledError
-from hanlin.engine.core.settings import ModelSettings, load_settings, save_settings
+from hanlin.engine.core.settings import ModelSettings, load_settings, update_settings
 from hanlin.engine.models.families import family_for
-
-CHAT_KEY = "chat"
 
 
 class StoreLike(Protocol):
@@ -78,6 +83,8 @@ class ChatStatus:
     tokens_per_s: float | None = None
     #: "idle", "loading", "thinking", "answering", "stopped"
     phase: str = "idle"
+    #: while loading: how far llama.cpp got with the weights (0..1); None = not known yet
+    load_fraction: float | None = None
 
 
 class ChatController(QObject):
@@ -117,6 +124,8 @@ class ChatController(QObject):
         self._pending: dict[str, Any] = {}  # per-conversation choices made before one exists
         self._handle: TaskHandle[GenerationOutcome] | None = None
         self._streaming_id: int | None = None
+        #: the answer message of the newest generation started (stopped ones included)
+        self._latest_id: int | None = None
         self._snapshot: StreamSnapshot | None = None
         self._timer = QTimer(self)
         self._base_interval = stream_interval_ms
@@ -288,8 +297,7 @@ class ChatController(QObject):
             self._pending["model_id"] = model_id
         loaded = load_settings()
         if loaded.problem is None and loaded.settings.chat_model != model_id:
-            loaded.settings.chat_model = model_id
-            save_settings(loaded.settings)
+            update_settings(chat_model=model_id)  # merges under the settings lock
         self.conversationSettingsChanged.emit()
 
     def set_thinking(self, on: bool) -> None:
@@ -416,16 +424,11 @@ class ChatController(QObject):
         self.conversationOpened.emit(conv.id)
 
     def _request(self, model: ModelChoice, conv: Conversation) -> GenerationRequest:
-        from hanlin.engine.models.catalog import Sampling
+        from hanlin.engine.chat.sampling import user_sampling
 
         overrides: ModelSettings = load_settings().settings.model(model.id)
-        base = getattr(model.entry, "sampling", None) or Sampling()
-        fields = {
-            k: v
-            for k, v in overrides.to_dict().items()
-            if k in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens")
-        }
-        sampling = replace(base, **fields)
+        # what the user set, over what the catalog entry says; the family fills in the rest
+        sampling = user_sampling(overrides.to_dict()).over(getattr(model.entry, "sampling", None))
         return GenerationRequest(
             conversation_id=conv.id,
             model_id=model.id,
@@ -461,22 +464,25 @@ class ChatController(QObject):
             model_id=model.id,
         )
         self.messages.append(row)
-        self._streaming_id = writer.message_id
+        self._streaming_id = self._latest_id = writer.message_id
         self._snapshot = None
         host = self.host
 
         def work(cancel, on_progress):
             return run_generation(request, writer, host, cancel, on_progress)
 
+        # no `key`: a newer answer must not make this one's outcome stale, or an answer
+        # stopped before its first token would stay in the history, empty
         self._handle = self.runner.submit(
             work,
             on_done=self._on_done,
             on_error=lambda exc, mid=writer.message_id: self._on_error(mid, exc),
             on_cancelled=lambda mid=writer.message_id: self._on_cancelled(mid),
             on_progress=self._on_progress,
-            key=CHAT_KEY,
         )
-        self._set_status(model_id=model.id, phase="loading", ttft_s=None, tokens_per_s=None)
+        self._set_status(
+            model_id=model.id, phase="loading", load_fraction=None, ttft_s=None, tokens_per_s=None
+        )
         self._timer.start(self._base_interval)
         self.generatingChanged.emit(True)
         return True
@@ -503,17 +509,21 @@ class ChatController(QObject):
             interval = int(min(500, max(self._base_interval, 4 * spent_ms)))
             if interval != self._timer.interval():
                 self._timer.setInterval(interval)
-        if snap.phase != self.status.phase:
-            self._set_status(phase=snap.phase)
+        load = snap.load if snap.phase == "loading" else None
+        fraction = load.fraction if load is not None and load.stage == "load" else None
+        if snap.phase != self.status.phase or fraction != self.status.load_fraction:
+            self._set_status(phase=snap.phase, load_fraction=fraction)
 
     def _on_done(self, outcome: GenerationOutcome) -> None:
         was_streaming = self._streaming_id == outcome.message_id
+        latest = self._latest_id == outcome.message_id
         if outcome.stopped and not outcome.content and not outcome.thinking:
             # stopped before the first token: no empty answer is kept
             self._drop_if_empty(outcome.message_id)
-            self._show_model_status(outcome.model)
-            self._set_status(phase="stopped")
-            self._finish_stream(was_streaming)
+            if latest:
+                self._show_model_status(outcome.model)
+                self._set_status(phase="stopped")
+            self._finish_stream(was_streaming, latest)
             self.answerFinished.emit(outcome)
             return
         self.messages.update(
@@ -525,46 +535,55 @@ class ChatController(QObject):
             complete=True,
             streaming=False,
         )
-        self._show_model_status(outcome.model)
-        self._set_status(
-            ttft_s=outcome.stats.get("ttft_s"),
-            tokens_per_s=outcome.stats.get("tokens_per_s"),
-            phase="stopped" if outcome.stopped else "idle",
-        )
-        self._finish_stream(was_streaming)
+        if latest:
+            self._show_model_status(outcome.model)
+            self._set_status(
+                ttft_s=outcome.stats.get("ttft_s"),
+                tokens_per_s=outcome.stats.get("tokens_per_s"),
+                phase="stopped" if outcome.stopped else "idle",
+            )
+        self._finish_stream(was_streaming, latest)
         self.answerFinished.emit(outcome)
 
     def _on_error(self, message_id: int, exc: BaseException) -> None:
         was_streaming = self._streaming_id == message_id
+        latest = self._latest_id == message_id
         self._drop_if_empty(message_id)
-        self._set_status(phase="idle")
-        self._finish_stream(was_streaming)
-        self.errorRaised.emit(exc)
+        if latest:
+            self._set_status(phase="idle")
+        self._finish_stream(was_streaming, latest)
+        if latest:  # a replaced answer's failure is not news: the newer one reports its own
+            self.errorRaised.emit(exc)
 
     def _on_cancelled(self, message_id: int) -> None:
         """Stopped before the answer began (e.g. while the model loaded)."""
         was_streaming = self._streaming_id == message_id
+        latest = self._latest_id == message_id
         self._drop_if_empty(message_id)
-        self._set_status(phase="stopped")
-        self._finish_stream(was_streaming)
+        if latest:
+            self._set_status(phase="stopped")
+        self._finish_stream(was_streaming, latest)
 
     def _drop_if_empty(self, message_id: int) -> None:
-        """An answer that never got a token is removed; a partial one is kept, complete."""
+        """An answer that never got a token is removed; a partial one is kept, complete.
+
+        Only that message goes: messages sent after it (a send while it was loading)
+        stay, in the history and in the view.
+        """
         try:
             stored = self.history.message(message_id)
             if not stored.content and not stored.thinking:
-                self.history.truncate_after(stored.conversation_id, message_id, inclusive=True)
-                i = self.messages.row_of(message_id)
-                if i >= 0:
-                    self.messages.remove_from(i)
+                self.history.delete_message(message_id)
+                self.messages.remove(message_id)
             else:
                 self.history.update_message(message_id, complete=True)
                 self.messages.update(message_id, streaming=False, complete=True)
         except HanlinError:
             pass  # the conversation was deleted meanwhile
 
-    def _finish_stream(self, was_streaming: bool) -> None:
-        self._handle = None
+    def _finish_stream(self, was_streaming: bool, latest: bool = True) -> None:
+        if latest:  # an older answer's end must not forget the newer one's handle
+            self._handle = None
         if was_streaming:
             self._streaming_id = None
             self._snapshot = None

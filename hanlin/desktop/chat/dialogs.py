@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hanlin.engine.core.settings import ModelSettings, load_settings, save_settings
+from hanlin.engine.core.settings import ModelSettings, load_settings, update_settings
 
 _NO_PRESET = "(no preset)"
 
@@ -93,15 +93,12 @@ class SystemPromptDialog(QDialog):
         name = name.strip()
         if not name:
             return
-        loaded = load_settings()
-        loaded.settings.system_presets[name] = self.text()
-        save_settings(loaded.settings)
+        update_settings(system_presets={name: self.text()})
         self._reload_presets(select=name)
 
     def delete_preset(self, name: str) -> None:
-        loaded = load_settings()
-        if loaded.settings.system_presets.pop(name, None) is not None:
-            save_settings(loaded.settings)
+        if name in load_settings().settings.system_presets:
+            update_settings(system_presets={name: None})
         self._reload_presets()
 
     def _ask_and_save(self) -> None:
@@ -127,9 +124,13 @@ class ModelSettingsDialog(QDialog):
         self.setWindowTitle(f"Settings for {model_id}")
         self.setObjectName("modelSettingsDialog")
         self.model_id = model_id
-        from hanlin.engine.models.catalog import Sampling
+        from hanlin.engine.chat.sampling import resolve_sampling
+        from hanlin.engine.models.families import family_for
 
-        self._defaults_sampling = getattr(entry, "sampling", None) or Sampling()
+        # what the model runs with when the user sets nothing: catalog > family > defaults
+        self._defaults_sampling = resolve_sampling(
+            getattr(entry, "sampling", None), family_for(getattr(entry, "family", None)), True
+        )
         train_ctx = getattr(entry, "context_length", None) or 32768
         from hanlin.engine.models.fit import default_n_ctx
 
@@ -215,8 +216,7 @@ class ModelSettingsDialog(QDialog):
         ms.top_p = differs(self.top_p.value(), d.top_p)
         ms.n_ctx = None if self.n_ctx.value() == self._default_ctx else self.n_ctx.value()
         ms.n_gpu_layers = None if self.gpu.value() == -1 else self.gpu.value()
-        loaded.settings.models[self.model_id] = ms
-        save_settings(loaded.settings)
+        update_settings(models={self.model_id: ms})
         return ms
 
     def _save_and_accept(self) -> None:

@@ -40,6 +40,8 @@ class GenerationRequest:
     #: (role, content) pairs: system prompt first, no thinking
     turns: list[tuple[str, str]]
     thinking: bool
+    #: the user's per-model settings over the catalog entry's; None values are filled in by
+    #: the family's recommendation for the reply's mode, then defaults (engine/chat/sampling.py)
     sampling: Sampling | None
     max_tokens: int | None
     n_ctx: int | None

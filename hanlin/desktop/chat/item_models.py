@@ -179,6 +179,16 @@ class MessageListModel(QAbstractListModel):
         idx = self.index(i, 0)
         self.dataChanged.emit(idx, idx, [])
 
+    def remove(self, message_id: int) -> bool:
+        """Drop one message's row (an answer that never began); False if it is not shown."""
+        i = self.row_of(message_id)
+        if i < 0:
+            return False
+        self.beginRemoveRows(QModelIndex(), i, i)
+        del self._rows[i]
+        self.endRemoveRows()
+        return True
+
     def remove_from(self, row: int) -> None:
         """Drop rows `row`.. to the end (edit / regenerate)."""
         if row >= len(self._rows):

@@ -18,7 +18,6 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,7 +31,7 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 HELP = """Commands:
   /clear        forget the conversation (keeps the system prompt)
   /think on|off turn the model's thinking on or off (Qwen3)
-  /stats        show the last reply's statistics
+  /stats        show the last reply's statistics and the sampling it used
   /bye, /exit   leave (Ctrl-D works too)
 Ctrl-C stops the answer being written; Ctrl-C twice at the prompt leaves."""
 
@@ -68,17 +67,17 @@ def _resolve(ref: str | None) -> _Resolved:
 
 
 def _sampling(resolved: _Resolved, args: argparse.Namespace) -> Any:
-    """Catalog defaults, then the user's per-model settings, then command-line flags."""
-    from hanlin.engine.models.catalog import Sampling
+    """What the user says (per-model settings, then --temperature / --max-tokens) over what
+    the catalog entry says; the engine adds the family's recommendation and defaults below
+    (engine/chat/sampling.py), so a value nobody set follows the model's thinking mode."""
+    from hanlin.engine.chat.sampling import user_sampling
 
-    base = resolved.sampling or Sampling()
-    overrides = load_settings().settings.model(resolved.model_id).to_dict()
-    known = {k: v for k, v in overrides.items() if hasattr(base, k)}
+    values = load_settings().settings.model(resolved.model_id).to_dict()
     if args.temperature is not None:
-        known["temperature"] = args.temperature
+        values["temperature"] = args.temperature
     if args.max_tokens is not None:
-        known["max_tokens"] = args.max_tokens
-    return replace(base, **known)
+        values["max_tokens"] = args.max_tokens
+    return user_sampling(values).over(resolved.sampling)
 
 
 def _load(resolved: _Resolved, args: argparse.Namespace) -> Any:
@@ -199,6 +198,21 @@ def _stats_line(stats: Any) -> str:
     return "[" + " · ".join(parts) + "]"
 
 
+def _sampling_line(stats: Any) -> str:
+    """`sampling: temperature 0.7 · top-p 0.8 · …`: what the last reply was sampled with."""
+    names = {
+        "temperature": "temperature",
+        "top_p": "top-p",
+        "top_k": "top-k",
+        "min_p": "min-p",
+        "repeat_penalty": "repeat penalty",
+        "max_tokens": "max tokens",
+    }
+    used = getattr(stats, "sampling", None) or {}
+    parts = [f"{label} {used[key]:g}" for key, label in names.items() if key in used]
+    return "sampling: " + " · ".join(parts)
+
+
 def _answer(session: Any, text: str, show_thinking: bool) -> Any:
     cancel = CancelToken()
     printer = _Printer(sys.stdout, show_thinking)
@@ -245,7 +259,11 @@ def _interactive(session: Any, args: argparse.Namespace) -> int:
                 session.thinking = rest.strip().lower() not in ("off", "no", "0", "false")
                 _err(f"(thinking {'on' if session.thinking else 'off'})")
             elif command == "/stats":
-                _err(_stats_line(session.last_stats) if session.last_stats else "(no reply yet)")
+                if session.last_stats is None:
+                    _err("(no reply yet)")
+                else:
+                    _err(_stats_line(session.last_stats))
+                    _err(_sampling_line(session.last_stats))
             elif command == "/help":
                 _err(HELP)
             else:

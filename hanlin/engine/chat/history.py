@@ -37,6 +37,7 @@ from typing import Any
 
 from hanlin.engine.core import paths
 from hanlin.engine.core.errors import HistoryError
+from hanlin.engine.core.quarantine import move_aside
 
 DEFAULT_TITLE = "New chat"
 MESSAGE_ROLES = ("system", "user", "assistant")
@@ -144,11 +145,14 @@ class History:
         try:
             self._conn = self._open()
         except sqlite3.DatabaseError as exc:
-            aside = self.path.with_name(
-                f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
-            )
             try:
-                self.path.replace(aside)
+                aside = move_aside(self.path, f"cannot be opened ({exc})", label="damaged")
+                # its write-ahead log belongs to it: kept beside it, never replayed into
+                # the new file; the shared-memory index is rebuilt from scratch
+                wal = self.path.with_name(self.path.name + "-wal")
+                if wal.exists():
+                    wal.replace(aside.with_name(aside.name + "-wal"))
+                self.path.with_name(self.path.name + "-shm").unlink(missing_ok=True)
             except OSError as move_exc:
                 raise HistoryError(
                     f"The chat history {self.path} cannot be opened ({exc}).",
@@ -170,6 +174,8 @@ class History:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
         try:
             conn.row_factory = sqlite3.Row
+            # Before anything is written: damage found now moves the file aside untouched.
+            _check_integrity(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a killed process never loses a committed transaction.
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -177,7 +183,6 @@ class History:
             conn.executescript(_SCHEMA)
             self.fts = self._try_fts(conn)
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-            conn.execute("PRAGMA quick_check").fetchone()
         except sqlite3.DatabaseError:
             conn.close()
             raise
@@ -421,6 +426,11 @@ class History:
         with self._tx() as c:
             c.execute(f"UPDATE messages SET {sets} WHERE id = ?", (*fields.values(), message_id))
 
+    def delete_message(self, message_id: int) -> bool:
+        """Delete one message (an answer that never got a token); False if it was gone."""
+        with self._tx() as c:
+            return c.execute("DELETE FROM messages WHERE id = ?", (message_id,)).rowcount > 0
+
     def truncate_after(
         self, conversation_id: int, message_id: int, *, inclusive: bool = False
     ) -> int:
@@ -576,6 +586,19 @@ class StreamingMessage:
             stats=stats,
         )
         self.writes += 1
+
+
+def _check_integrity(conn: sqlite3.Connection) -> None:
+    """Raise sqlite3.DatabaseError unless `PRAGMA quick_check` finds the file sound.
+
+    quick_check answers one row "ok", or up to 100 rows describing the damage (broken
+    pages, bad cell offsets) of a file that may still open and even read for a while.
+    """
+    problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        first = problems[0].replace("*** in database main ***", "").strip().splitlines()
+        detail = first[0] if first else "no details"
+        raise sqlite3.DatabaseError(f"its integrity check failed: {detail}")
 
 
 def _conversation(r: sqlite3.Row) -> Conversation:

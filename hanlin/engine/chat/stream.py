@@ -1,8 +1,8 @@
-"""Chat with a loaded model: template, streaming, reasoning split, stop strings, KV reuse.
+"""Chat with a loaded model: streaming, stop strings, KV reuse, the multi-turn session.
 
 Why this is not `Llama.create_chat_completion`: Hanlin needs (1) decode speed
 within a few percent of llama.cpp itself, so generation runs through the
-low-level API in engine/llama_session.py (sampler chain in C, no per-token
+low-level API in engine/runtime/session.py (sampler chain in C, no per-token
 numpy); (2) follow-up turns that re-use the KV cache of the conversation, so
 prompts are rendered prefix-stable and only the new suffix is evaluated; (3)
 reasoning (`<think>…</think>`) streamed separately from the answer and never
@@ -10,24 +10,28 @@ fed back into history; (4) a cancel token checked between tokens that returns
 the partial reply instead of raising; (5) history that overflows the context
 window losing its oldest turns (never the system prompt) instead of failing.
 
-The prompt comes from the GGUF's own `tokenizer.chat_template` (Jinja2, in a
-sandbox), with the family's thinking switch (Qwen3's `enable_thinking`, or its
-`/no_think` soft switch for templates without it); models without a template
-get ChatML.
+The parts live next to this module: the prompt from the GGUF's own chat template,
+rendered in a sandbox with a time limit and tokenized so that message text never
+becomes a control token (template.py); the reasoning split (thinking.py); the
+overflow window, remembered per conversation (window.py); and which sampling a
+reply uses (sampling.py: the user's setting > the catalog entry > the family's
+recommendation > defaults).
 """
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
+from hanlin.engine.chat.sampling import resolve_sampling
+from hanlin.engine.chat.template import ChatPrompter
+from hanlin.engine.chat.thinking import StreamEvent, ThinkSplitter, prompt_opens_thinking
+from hanlin.engine.chat.window import fit_history
 from hanlin.engine.core.cancel import NEVER_CANCELLED, CancelToken
 from hanlin.engine.core.errors import Cancelled, GenerationError
-from hanlin.engine.models.families import THINK_CLOSE, THINK_OPEN, FamilyBehavior
+from hanlin.engine.models.catalog import Sampling
 from hanlin.engine.runtime.loader import LoadedModel
 from hanlin.engine.runtime.session import PieceDecoder, StopMatcher, build_sampler
 
@@ -37,30 +41,10 @@ __all__ = [
     "ChatSession",
     "GenerationStats",
     "StreamEvent",
-    "ThinkSplitter",
-    "render_chat_prompt",
     "stream_chat",
 ]
 
 Role = Literal["system", "user", "assistant"]
-
-#: used when neither the caller nor the catalog says how long a reply may be
-DEFAULT_MAX_TOKENS = 2048
-#: sampling when neither the caller nor the family recommends anything
-_BASE_SAMPLING: dict[str, float] = {
-    "temperature": 0.7,
-    "top_k": 40,
-    "top_p": 0.95,
-    "min_p": 0.05,
-    "repeat_penalty": 1.0,
-}
-
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 
 @dataclass
@@ -89,6 +73,8 @@ class GenerationStats:
     dropped_messages: int = 0
     #: prompt evaluation alone (seconds) and its speed
     prompt_s: float = 0.0
+    #: the sampling the reply used (temperature, top_p, top_k, min_p, repeat_penalty, max_tokens)
+    sampling: dict[str, float] = field(default_factory=dict)
 
     @property
     def evaluated_tokens(self) -> int:
@@ -103,284 +89,6 @@ class ChatReply:
     stats: GenerationStats
 
 
-@dataclass(frozen=True)
-class StreamEvent:
-    kind: Literal["answer", "thinking"]
-    text: str
-
-
-# ---------------------------------------------------------------- reasoning split
-
-
-class ThinkSplitter:
-    """Splits streamed text into thinking and answer, with tags that may arrive in pieces.
-
-    A reasoning block is recognised only at the start of the reply (leading
-    whitespace aside) or when the prompt already opened it (`in_thinking=True`,
-    DeepSeek-R1 templates end with `<think>\\n`), so an answer that talks about
-    `<think>` tags is left alone.
-    """
-
-    def __init__(
-        self, in_thinking: bool = False, open_tag: str = THINK_OPEN, close_tag: str = THINK_CLOSE
-    ):
-        self.open_tag, self.close_tag = open_tag, close_tag
-        self._state = "thinking" if in_thinking else "start"
-        self._buf = ""
-        self._thinking_started = False
-        self._answer_started = False
-        self.saw_thinking = in_thinking
-        self.thinking_parts: list[str] = []
-        self.answer_parts: list[str] = []
-
-    @property
-    def in_thinking(self) -> bool:
-        return self._state == "thinking"
-
-    def _emit(self, kind: Literal["answer", "thinking"], text: str, out: list[StreamEvent]) -> None:
-        if kind == "thinking":
-            if not self._thinking_started:
-                text = text.lstrip()
-            if not text:
-                return
-            self._thinking_started = True
-            self.thinking_parts.append(text)
-        else:
-            if not self._answer_started:
-                text = text.lstrip()
-            if not text:
-                return
-            self._answer_started = True
-            self.answer_parts.append(text)
-        out.append(StreamEvent(kind, text))
-
-    @staticmethod
-    def _held(buf: str, tag: str) -> int:
-        """Length of the longest tail of `buf` that is a proper prefix of `tag`."""
-        for n in range(min(len(tag) - 1, len(buf)), 0, -1):
-            if tag.startswith(buf[-n:]):
-                return n
-        return 0
-
-    def feed(self, text: str) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        self._buf += text
-        while self._buf:
-            if self._state == "start":
-                stripped = self._buf.lstrip()
-                if not stripped:
-                    break
-                if stripped.startswith(self.open_tag):
-                    self._buf = stripped[len(self.open_tag) :]
-                    self._state = "thinking"
-                    self.saw_thinking = True
-                    continue
-                if self.open_tag.startswith(stripped):
-                    break  # could still become the opening tag
-                self._state = "answer"
-            elif self._state == "thinking":
-                i = self._buf.find(self.close_tag)
-                if i >= 0:
-                    self._emit("thinking", self._buf[:i], out)
-                    self._buf = self._buf[i + len(self.close_tag) :]
-                    self._state = "answer"
-                    continue
-                hold = self._held(self._buf, self.close_tag)
-                self._emit("thinking", self._buf[: len(self._buf) - hold], out)
-                self._buf = self._buf[len(self._buf) - hold :]
-                break
-            else:
-                self._emit("answer", self._buf, out)
-                self._buf = ""
-        return out
-
-    def finish(self) -> list[StreamEvent]:
-        """Flush what is held back at the end of the stream."""
-        out: list[StreamEvent] = []
-        if self._buf:
-            self._emit("thinking" if self._state == "thinking" else "answer", self._buf, out)
-            self._buf = ""
-        return out
-
-    @property
-    def thinking(self) -> str | None:
-        text = "".join(self.thinking_parts).strip()
-        return text if (text or self.saw_thinking) else None
-
-    @property
-    def answer(self) -> str:
-        return "".join(self.answer_parts).strip()
-
-
-def prompt_opens_thinking(prompt: str) -> bool:
-    """True when the rendered prompt ends inside an open reasoning block."""
-    return prompt.rfind(THINK_OPEN) > prompt.rfind(THINK_CLOSE)
-
-
-# ---------------------------------------------------------------- templates
-
-
-def _raise_exception(message: str) -> None:
-    raise GenerationError(f"The model's chat template refused the conversation: {message}")
-
-
-@functools.lru_cache(maxsize=8)
-def _compile(template: str) -> Any:
-    from jinja2 import TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-    try:
-        return env.from_string(template)
-    except TemplateError as exc:
-        raise GenerationError(
-            f"The model's chat template is not valid Jinja2: {exc}",
-            "re-download the model or import a GGUF with a working template",
-        ) from exc
-
-
-def render_chat_prompt(
-    template: str | None,
-    messages: Sequence[ChatMessage],
-    *,
-    bos_token: str = "",
-    eos_token: str = "",
-    variables: Mapping[str, object] | None = None,
-    add_generation_prompt: bool = True,
-) -> str:
-    """The prompt text for `messages` from a GGUF chat template (ChatML when None)."""
-    from jinja2 import TemplateError
-
-    compiled = _compile(template or CHATML_TEMPLATE)
-    try:
-        return compiled.render(
-            messages=[{"role": m.role, "content": m.content} for m in messages],
-            add_generation_prompt=add_generation_prompt,
-            bos_token=bos_token,
-            eos_token=eos_token,
-            tools=None,
-            **(variables or {}),
-        )
-    except TemplateError as exc:
-        raise GenerationError(f"The model's chat template failed: {exc}") from exc
-
-
-class _Prompter:
-    """Renders and tokenizes a conversation for one model."""
-
-    def __init__(self, model: LoadedModel, behavior: FamilyBehavior, thinking: bool) -> None:
-        self.model = model
-        self.session = model.session
-        self.template = model.chat_template
-        self.variables = behavior.template_variables(thinking)
-        self.soft_switch = behavior.soft_switch_suffix(thinking, self.template)
-        s = self.session
-        self.bos_text = s.detokenize([s.bos]) if s.bos >= 0 else ""
-        eos = model.llama.token_eos()
-        self.eos_text = s.detokenize([eos]) if eos >= 0 else ""
-
-    def render(self, messages: Sequence[ChatMessage]) -> str:
-        if self.soft_switch:
-            last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
-            if last_user is not None:
-                messages = list(messages)
-                m = messages[last_user]
-                messages[last_user] = replace(m, content=m.content + self.soft_switch)
-        return render_chat_prompt(
-            self.template,
-            messages,
-            bos_token=self.bos_text,
-            eos_token=self.eos_text,
-            variables=self.variables,
-        )
-
-    def tokens(self, text: str) -> list[int]:
-        s = self.session
-        ids = s.tokenize(text, add_special=False, parse_special=True)
-        if s.add_bos and s.bos >= 0 and (not ids or ids[0] != s.bos):
-            ids.insert(0, s.bos)
-        return ids
-
-
-#: when old turns must go, free this share of the context as well, so that the next
-#: turns fit without dropping (and re-evaluating the whole prompt) again
-_DROP_HEADROOM = 0.25
-
-
-def _window_key(message: ChatMessage) -> tuple[str, int]:
-    return (message.role, hash(message.content))
-
-
-def _fit_history(
-    prompter: _Prompter,
-    messages: Sequence[ChatMessage],
-    n_ctx: int,
-    reserve: int,
-    hint: tuple[int, tuple[str, int]] | None = None,
-) -> tuple[list[int], str, int]:
-    """Render, dropping the oldest non-system messages until prompt + reserve fits n_ctx.
-
-    Returns (tokens, prompt text, number of messages dropped). Keeps the system
-    message(s) and always the last message; drops whole turns so the window
-    starts with a user message. `hint` is where the previous call's window
-    started (index, key of that message): starting there keeps the prompt
-    prefix-stable for callers that pass the whole history every turn. When
-    more must go, it drops until a quarter of the context is free again.
-    """
-    system = [m for m in messages if m.role == "system"]
-    rest = [m for m in messages if m.role != "system"]
-    if not rest:
-        raise GenerationError("There is no message to answer")
-
-    def render(k: int) -> tuple[list[int], str]:
-        text = prompter.render(system + rest[k:])
-        return prompter.tokens(text), text
-
-    start = 0
-    if hint is not None:
-        index, key = hint
-        if 0 < index < len(rest) and _window_key(rest[index]) == key:
-            start = index
-    tokens, text = render(start)
-    if len(tokens) + reserve <= n_ctx:
-        return tokens, text, start
-
-    target = n_ctx - int(n_ctx * _DROP_HEADROOM)
-    first_fit: tuple[list[int], str, int] | None = None
-    dropped = start
-    while dropped < len(rest) - 1:
-        dropped += 1
-        while dropped < len(rest) - 1 and rest[dropped].role != "user":
-            dropped += 1
-        tokens, text = render(dropped)
-        if len(tokens) + reserve <= n_ctx and first_fit is None:
-            first_fit = (tokens, text, dropped)
-        if len(tokens) + reserve <= target:
-            return tokens, text, dropped
-    if first_fit is not None:
-        return first_fit
-    if len(tokens) < n_ctx:  # fits, with less room to answer than asked for
-        return tokens, text, dropped
-    raise GenerationError(
-        f"The message is too long: {len(tokens)} tokens with the system prompt, "
-        f"but the context window is {n_ctx} tokens",
-        "shorten it, or load the model with a larger context (`--ctx`, or n_ctx in settings)",
-    )
-
-
-def _sampling_params(sampling: Any, behavior: FamilyBehavior, thinking: bool) -> dict[str, Any]:
-    params: dict[str, Any] = dict(_BASE_SAMPLING)
-    params.update(behavior.recommended_sampling(thinking))
-    if sampling is not None:
-        for key in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty"):
-            value = getattr(sampling, key, None)
-            if value is not None:
-                params[key] = value
-    return params
-
-
 # ---------------------------------------------------------------- streaming
 
 
@@ -388,7 +96,7 @@ def stream_chat(
     model: LoadedModel,
     messages: list[ChatMessage],
     *,
-    sampling: Any | None = None,
+    sampling: Sampling | None = None,
     thinking: bool = True,
     max_tokens: int | None = None,
     cancel: CancelToken | None = None,
@@ -398,31 +106,32 @@ def stream_chat(
 ) -> ChatReply:
     """Generate the assistant's next message, streaming it through `on_event`.
 
-    `sampling` is a catalog `Sampling` (or anything with temperature/top_p/
-    top_k/min_p/repeat_penalty/max_tokens attributes; None = family defaults).
-    Thinking in `messages` is ignored. Cancelling returns the partial reply with
-    stop_reason "cancelled". Blocking: call it from a worker thread.
+    `sampling` holds what the user and the catalog entry say (the user's `Sampling`
+    `.over()` the entry's); the family's recommendation and defaults fill in the rest
+    (engine/chat/sampling.py). `max_tokens` beats all of them. Thinking in `messages`
+    is ignored. Cancelling returns the partial reply with stop_reason "cancelled".
+    A broken or hostile chat template raises ChatTemplateError within a few seconds.
+    Blocking: call it from a worker thread.
     """
     cancel = cancel or NEVER_CANCELLED
     started = time.perf_counter()
     behavior = model.behavior
-    limit = max_tokens or getattr(sampling, "max_tokens", None) or DEFAULT_MAX_TOKENS
+    used = resolve_sampling(sampling, behavior, thinking)
+    limit = max_tokens or used.max_tokens or 1
     clean = [ChatMessage(m.role, m.content) for m in messages]
-    stats = GenerationStats()
+    stats = GenerationStats(sampling={**used.given(), "max_tokens": limit})
     with model.lock:
         if model.closed:
             raise GenerationError("The model was closed", "load it again")
         session = model.session
-        prompter = _Prompter(model, behavior, thinking)
+        prompter = ChatPrompter(model, behavior, thinking)
         reserve = min(limit, max(16, model.n_ctx // 4))
-        tokens, prompt_text, dropped = _fit_history(
-            prompter, clean, model.n_ctx, reserve, model.chat_window
-        )
-        rest = [m for m in clean if m.role != "system"]
-        model.chat_window = (dropped, _window_key(rest[dropped])) if dropped else None
+        window = fit_history(prompter, clean, model.n_ctx, reserve, model.chat_window)
+        model.chat_window = window.hints
+        tokens = window.tokens
         stats.prompt_tokens = len(tokens)
-        stats.dropped_messages = dropped
-        splitter = ThinkSplitter(in_thinking=prompt_opens_thinking(prompt_text))
+        stats.dropped_messages = window.dropped
+        splitter = ThinkSplitter(in_thinking=prompt_opens_thinking(window.text))
         try:
             evaluated = session.evaluate(tokens, cancel=cancel)
         except Cancelled:
@@ -432,7 +141,7 @@ def stream_chat(
         stats.cached_tokens = evaluated.cached_tokens
         stats.prompt_s = evaluated.seconds
 
-        params = _sampling_params(sampling, behavior, thinking)
+        params = {k: v for k, v in used.given().items() if k != "max_tokens"}
         decoder = PieceDecoder()
         matcher = StopMatcher(tuple(behavior.stop_strings) + tuple(stop))
         emit = on_event or (lambda _e: None)
@@ -483,7 +192,8 @@ class ChatSession:
 
     model: LoadedModel
     system: str | None = None
-    sampling: Any | None = None
+    #: the user's values over the catalog entry's (None: the family's and defaults)
+    sampling: Sampling | None = None
     thinking: bool = True
     max_tokens: int | None = None
     history: list[ChatMessage] = field(default_factory=list)

@@ -18,6 +18,9 @@ File shape:
     [sampling.qwen3-thinking]          # named sampling presets
     temperature = 0.6
     top_p = 0.95
+    [sampling.qwen3-thinking.no_think] # optional: what replaces them while thinking is off
+    temperature = 0.7
+    top_p = 0.8
 
     [[model]]
     id = "qwen3-4b-q4km"               # lower-case letters, digits, . _ -
@@ -45,7 +48,7 @@ import difflib
 import re
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,22 +62,56 @@ MODEL_ROLES = ("chat", "completion")
 KNOWN_FAMILIES = tuple(FAMILIES)
 
 SCHEMA_VERSION = 1
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+#: a model id: lower-case letters, digits, '.', '_' or '-', at most 80 (catalog and store)
+MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _REV_RE = re.compile(r"^[0-9a-f]{40}$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+#: the generation settings a catalog entry (or the user) may give a model
+SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens")
+
+
 @dataclass(frozen=True)
 class Sampling:
-    """Default generation settings for a model (the user can override per model)."""
+    """Generation settings one level gives a model; None = this level does not say.
 
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.0
-    max_tokens: int = 2048
+    Levels, highest first: the user's setting, the catalog entry, the family's
+    recommendation, defaults (engine/chat/sampling.py resolves them). `no_think` holds
+    values that replace these while the model's thinking is off (Qwen's model cards
+    recommend other values for Qwen3's non-thinking mode).
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    max_tokens: int | None = None
+    no_think: Sampling | None = None
+
+    def given(self) -> dict[str, float]:
+        """The values this level sets (without `no_think`)."""
+        return {k: getattr(self, k) for k in SAMPLING_KEYS if getattr(self, k) is not None}
+
+    def for_mode(self, thinking: bool) -> Sampling:
+        """The values for a reply that thinks or not: `no_think` applied when it does not."""
+        if thinking or self.no_think is None:
+            return replace(self, no_think=None)
+        return Sampling(**{**self.given(), **self.no_think.given()})
+
+    def over(self, below: Sampling | None) -> Sampling:
+        """This level on top of `below`: its values win, in both thinking modes."""
+        if below is None:
+            return self
+        merged = {**below.given(), **self.given()}
+        no_think = None
+        if self.no_think is not None or below.no_think is not None:
+            # thinking off: mine (no_think, then plain), then below's (no_think, then plain)
+            low = below.for_mode(False).given()
+            no_think = Sampling(**{**low, **self.for_mode(False).given()})
+        return Sampling(**merged, no_think=no_think)
 
 
 @dataclass(frozen=True)
@@ -153,12 +190,20 @@ def close_matches(word: str, candidates: list[str], n: int = 3) -> list[str]:
     return found
 
 
-def unknown_model_error(model_id: str, candidates: list[str]) -> UnknownModelError:
-    close = close_matches(model_id, candidates)
+def did_you_mean(word: str, candidates: list[str], fallback: str) -> str:
+    """The hint for an unknown id: "did you mean `a`, `b`?", else `fallback`."""
+    close = close_matches(word, candidates)
     if close:
-        hint = "did you mean " + ", ".join(f"`{c}`" for c in close) + "?"
-    else:
-        hint = "run `hanlin models list` to see the catalog, or pull hf.co/OWNER/REPO/FILE.gguf"
+        return "did you mean " + ", ".join(f"`{c}`" for c in close) + "?"
+    return fallback
+
+
+def unknown_model_error(model_id: str, candidates: list[str]) -> UnknownModelError:
+    hint = did_you_mean(
+        model_id,
+        candidates,
+        "run `hanlin models list` to see the catalog, or pull hf.co/OWNER/REPO/FILE.gguf",
+    )
     return UnknownModelError(f"Unknown model `{model_id}`", hint)
 
 
@@ -188,7 +233,7 @@ _ENTRY_OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "head_dim": int,
 }
 _SAMPLING_TYPES: dict[str, tuple[type, ...]] = {
-    f.name: ((int,) if f.type in ("int", int) else (int, float)) for f in fields(Sampling)
+    k: (int,) if k in ("top_k", "max_tokens") else (int, float) for k in SAMPLING_KEYS
 }
 _SAMPLING_RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0.0, 5.0),
@@ -224,17 +269,22 @@ def _check_type(value: Any, types: type | tuple[type, ...]) -> bool:
     return isinstance(value, types)
 
 
-def _parse_sampling(table: Any, where: str) -> Sampling:
+def _parse_sampling(table: Any, where: str, *, nested: bool = False) -> Sampling:
     if not isinstance(table, dict):
+        if nested:
+            raise CatalogError(f"{where}: sampling `no_think` must be a table")
         raise CatalogError(f"{where}: sampling must be a table or a preset name")
     values: dict[str, Any] = {}
     for key, value in table.items():
+        if key == "no_think":
+            if nested:
+                raise CatalogError(f"{where}: `no_think` cannot hold another `no_think`")
+            values[key] = _parse_sampling(value, f"{where} no_think", nested=True)
+            continue
         types = _SAMPLING_TYPES.get(key)
         if types is None:
-            raise CatalogError(
-                f"{where}: unknown sampling key `{key}`",
-                f"known keys: {', '.join(_SAMPLING_TYPES)}",
-            )
+            known = ", ".join((*_SAMPLING_TYPES, *(() if nested else ("no_think",))))
+            raise CatalogError(f"{where}: unknown sampling key `{key}`", f"known keys: {known}")
         if not _check_type(value, types):
             raise CatalogError(f"{where}: sampling `{key}` must be {_type_name(types)}")
         low, high = _SAMPLING_RANGES[key]
@@ -265,7 +315,7 @@ def _parse_entry(
         if key in raw and not _check_type(raw[key], types):
             raise CatalogError(f"{label}: `{key}` must be {_type_name(types)}")
 
-    if not _ID_RE.match(raw["id"]):
+    if not MODEL_ID_RE.match(raw["id"]):
         raise CatalogError(
             f"{label}: id must be lower-case letters, digits, '.', '_' or '-' (max 80)"
         )
@@ -404,11 +454,13 @@ def load_catalog(shipped: Path | None = None, user: Path | None = None) -> Catal
 
 __all__ = [
     "KNOWN_FAMILIES",
+    "MODEL_ID_RE",
     "MODEL_ROLES",
     "Catalog",
     "CatalogEntry",
     "Sampling",
     "close_matches",
+    "did_you_mean",
     "known_families",
     "load_catalog",
     "parse_catalog_file",

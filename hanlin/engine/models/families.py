@@ -82,8 +82,16 @@ class FamilyBehavior:
             return ""
         return self.no_think_soft_switch
 
+    def thinks(self, thinking: bool) -> bool:
+        """Whether a reply reasons, given the user's switch (ignored where there is none)."""
+        return self.reasoning and (thinking or not self.thinking_switch)
+
     def recommended_sampling(self, thinking: bool) -> Mapping[str, float]:
-        return self.sampling_thinking if (self.reasoning and thinking) else self.sampling_plain
+        """The model card's sampling for a reply that thinks or not (`thinks()` decides).
+
+        Below the catalog entry's and the user's values: engine/chat/sampling.py.
+        """
+        return self.sampling_thinking if self.thinks(thinking) else self.sampling_plain
 
 
 GENERIC_FAMILY = "llama"

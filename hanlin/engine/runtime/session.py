@@ -200,6 +200,10 @@ class StopMatcher:
         return out
 
 
+#: texts whose control-token check `LlamaSession.special_texts` remembers
+_SPECIAL_TEXTS_KEPT = 2048
+
+
 class LlamaSession:
     """The KV cache of one llama.cpp context (sequence 0) and the tokens it holds."""
 
@@ -212,6 +216,7 @@ class LlamaSession:
         #: tokens whose keys/values are in the KV cache, in position order
         self.tokens: list[int] = []
         self._pieces: dict[tuple[int, bool], bytes] = {}
+        self._special_texts: dict[str, frozenset[str]] = {}
         self._one = (llama_cpp.llama_token * 1)()
         self._piece_buf = ctypes.create_string_buffer(256)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
@@ -219,10 +224,15 @@ class LlamaSession:
     # ------------------------------------------------------------ vocabulary
 
     def tokenize(
-        self, text: str, *, add_special: bool = False, parse_special: bool = True
+        self, text: str, *, add_special: bool = False, parse_special: bool = False
     ) -> list[int]:
-        """Text → token ids. `add_special` adds BOS/EOS as the model wants; `parse_special`
-        turns special-token text such as `<|im_start|>` into its single id."""
+        """Text → token ids. `add_special` adds BOS/EOS as the model wants.
+
+        `parse_special=True` turns control-token text such as `<|im_start|>` into its
+        single id: only for text a template wrote. It is off by default, so text from a
+        user or a file (which may well contain `<|im_start|>system`) stays text; added
+        tokens such as Qwen3's `<think>` are matched either way, as in Hugging Face
+        tokenizers. Chat prompts mix both: engine/chat/template.py."""
         data = text.encode("utf-8")
         capacity = len(data) + 8
         buf = (llama_cpp.llama_token * capacity)()
@@ -267,6 +277,25 @@ class LlamaSession:
         """The id of a token whose text is exactly `text` (a special token), else None."""
         ids = self.tokenize(text, parse_special=True)
         return ids[0] if len(ids) == 1 else None
+
+    def is_special(self, token: int) -> bool:
+        """True for the tokens only `parse_special=True` produces from text (control, unknown)."""
+        special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+        return bool(llama_cpp.llama_vocab_get_attr(self.vocab, token) & special)
+
+    def special_texts(self, text: str) -> frozenset[str]:
+        """The texts of the control tokens that `text` would turn into with parse_special.
+
+        Remembered for recent texts: a chat asks this of every message each turn.
+        """
+        known = self._special_texts.get(text)
+        if known is None:
+            ids = {t for t in self.tokenize(text, parse_special=True) if self.is_special(t)}
+            known = frozenset(self.detokenize([t]) for t in ids) - {""}
+            if len(self._special_texts) >= _SPECIAL_TEXTS_KEPT:
+                del self._special_texts[next(iter(self._special_texts))]  # the oldest
+            self._special_texts[text] = known
+        return known
 
     def is_eog(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))

@@ -85,3 +85,37 @@ def test_model_settings_reach_the_generation_request(qtbot, window):
     assert request.sampling.top_p == 0.5
     assert request.n_ctx == 2048
     assert request.n_gpu_layers == 0
+
+
+def test_catalog_sampling_sits_between_the_user_and_the_family(qtbot, window):
+    """The request carries the user's settings over the catalog entry's; the engine adds
+    the family's recommendation below both (engine/chat/sampling.py)."""
+    from hanlin.desktop.chat.controller import ModelChoice
+    from hanlin.engine.chat.sampling import resolve_sampling
+    from hanlin.engine.core.settings import ModelSettings, load_settings, save_settings
+    from hanlin.engine.models.families import family_for
+
+    c = window.controller
+    entry = load_catalog().get("qwen3-4b-q4km")
+    choice = ModelChoice(
+        id=entry.id,
+        name=entry.name,
+        family="qwen3",
+        path=c.current_model().path,
+        thinking_switch=True,
+        reasoning=True,
+        entry=entry,
+    )
+    conv = window.history.create(model_id=entry.id, thinking=False)
+    window.history.append(conv.id, "user", "Hi")
+    request = c._request(choice, conv)
+    used = resolve_sampling(request.sampling, family_for("qwen3"), thinking=request.thinking)
+    assert not request.thinking
+    assert (used.temperature, used.top_p, used.max_tokens) == (0.7, 0.8, 8192)
+    settings = load_settings().settings
+    settings.models[entry.id] = ModelSettings(top_p=0.5, max_tokens=100)
+    save_settings(settings)
+    request = c._request(choice, conv)
+    used = resolve_sampling(request.sampling, family_for("qwen3"), thinking=request.thinking)
+    assert (used.temperature, used.top_p, used.max_tokens) == (0.7, 0.5, 100)
+    assert request.max_tokens == 100

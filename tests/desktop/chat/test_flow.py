@@ -339,3 +339,81 @@ def test_stop_while_the_model_loads_leaves_no_empty_answer(qtbot, window):
     stored = window.history.messages(conv.id)
     assert all(m.content for m in stored)  # never an empty answer in the history
     assert [m.id for m in stored] == [r.id for r in rows]
+
+
+def _assert_no_empty_answer(window) -> list:
+    """The history on disk and the view agree, and no answer in either is empty."""
+    c = window.controller
+    conv = c.current_conversation()
+    assert conv is not None
+    stored = window.history.messages(conv.id)
+    assert all(m.content for m in stored), [(m.role, m.content) for m in stored]
+    assert all(m.complete for m in stored)
+    rows = c.messages.rows()
+    assert [m.id for m in stored] == [r.id for r in rows]
+    assert not any(r.streaming for r in rows)
+    return rows
+
+
+def _wait_idle(qtbot, window) -> None:
+    qtbot.waitUntil(
+        lambda: window.runner.active_count() == 0 and not window.controller.is_generating(),
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+
+
+def test_stop_then_send_while_the_model_loads_leaves_no_empty_answer(qtbot, window):
+    c = window.controller
+    c.send("Hello")
+    assert c.status.phase == "loading"
+    c.stop()  # while the model loads ...
+    assert c.send("Hello again")  # ... and at once the next message
+    _wait_idle(qtbot, window)
+    rows = _assert_no_empty_answer(window)
+    users = [r.content for r in rows if r.role == "user"]
+    assert users == ["Hello", "Hello again"]
+    assert rows[-1].role == "assistant" and rows[-1].content  # the second one was answered
+    assert c.status.phase == "idle"
+
+
+def test_send_while_the_answer_is_loading_leaves_no_empty_answer(qtbot, window):
+    c = window.controller
+    c.send("Hello")
+    assert c.status.phase == "loading"
+    assert c.send("Are you there?")  # replaces the answer that had not begun
+    assert c.is_generating() and c.status.phase == "loading"
+    _wait_idle(qtbot, window)
+    rows = _assert_no_empty_answer(window)
+    assert [r.content for r in rows if r.role == "user"] == ["Hello", "Are you there?"]
+    assert rows[-1].role == "assistant" and rows[-1].content
+    assert c.status.phase == "idle"
+
+
+def test_qwen3_with_thinking_off_samples_with_the_family_values(qtbot, window, smollm2_path):
+    """No user setting, no catalog entry: the Qwen3 family's non-thinking values apply;
+    a per-model setting in settings.toml then wins over them."""
+    from hanlin.engine.core.settings import ModelSettings, load_settings, save_settings
+
+    install_smollm2(smollm2_path, model_id="pretend-qwen3", family="qwen3")
+    loaded = load_settings().settings
+    loaded.models["pretend-qwen3"] = ModelSettings(max_tokens=4)  # length only
+    save_settings(loaded)
+    c = window.controller
+    c.reload_models()
+    c.new_conversation()
+    c.set_model("pretend-qwen3")
+    c.set_thinking(False)
+    outcome = send_and_wait(qtbot, window, "Hello")
+    used = window.history.message(outcome.message_id).stats["sampling"]
+    assert (used["temperature"], used["top_p"], used["top_k"], used["min_p"]) == (
+        0.7,
+        0.8,
+        20,
+        0.0,
+    )
+    loaded = load_settings().settings
+    loaded.models["pretend-qwen3"] = ModelSettings(max_tokens=4, temperature=0.2)
+    save_settings(loaded)
+    outcome = send_and_wait(qtbot, window, "Hello again")
+    used = window.history.message(outcome.message_id).stats["sampling"]
+    assert (used["temperature"], used["top_p"]) == (0.2, 0.8)

@@ -73,6 +73,19 @@ def test_message_model_passes_model_tester_through_a_stream(qtmodeltester):
 # -- Markdown ----------------------------------------------------------------------------
 
 
+def test_message_model_removes_one_row_from_the_middle(qtmodeltester, qtbot):
+    model = MessageListModel()
+    for i, role in enumerate(["user", "assistant", "user", "assistant"], start=1):
+        model.append(ChatRow(i, role, "" if i == 2 else f"text {i}"))
+    qtmodeltester.check(model)
+    with qtbot.waitSignal(model.rowsRemoved) as removed:
+        assert model.remove(2)  # the empty answer between two questions
+    assert removed.args[1:] == [1, 1]
+    assert [r.id for r in model.rows()] == [1, 3, 4]
+    assert not model.remove(2)  # already gone
+    qtmodeltester.check(model)
+
+
 def test_markdown_renders_code_blocks_with_highlight_and_copy_links():
     text = "Use **this**:\n\n```python\ndef f(x):\n    return x + 1\n```\n\nand `inline`.\n"
     out = MarkdownRenderer().render(text)

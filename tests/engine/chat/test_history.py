@@ -172,6 +172,18 @@ def test_truncate_after_for_edit_and_regenerate(history):
     assert [m.content for m in history.messages(c.id)] == ["one"]
 
 
+def test_delete_one_message_keeps_the_ones_after_it(history):
+    c = history.create()
+    history.append(c.id, "user", "first")
+    empty = history.stream_assistant(c.id)  # an answer stopped before its first token
+    history.append(c.id, "user", "second")
+    later = history.append(c.id, "assistant", "answer")
+    assert history.delete_message(empty.message_id)
+    assert [m.content for m in history.messages(c.id)] == ["first", "second", "answer"]
+    assert not history.delete_message(empty.message_id)
+    assert history.message(later.id).content == "answer"
+
+
 def test_export_markdown_and_json(history):
     c = history.create("Export me", model_id="smol", system_prompt="Sys.")
     history.append(c.id, "user", "Show code")
@@ -208,6 +220,52 @@ def test_damaged_file_is_moved_aside_not_crashing(hanlin_home):
     assert h.list() == []
     assert list(path.parent.glob("history.sqlite3.damaged-*"))
     h.close()
+
+
+def _damage_a_page(path):
+    """Overwrite the cell pointers of one b-tree page so that the file still opens and reads
+    its schema, but `PRAGMA quick_check` reports the damage (rather than failing itself)."""
+    original = path.read_bytes()
+    page_size = int.from_bytes(original[16:18], "big")
+    for page in range(1, len(original) // page_size):
+        data = bytearray(original)
+        start = page * page_size + 8 + 2  # past the leaf page header: the cell pointers
+        data[start : start + 40] = b"\xff" * 40
+        path.write_bytes(bytes(data))
+        check = sqlite3.connect(path)
+        try:
+            result = check.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError:
+            result = None  # damage that SQLite itself trips over: not the case tested here
+        finally:
+            check.close()
+        if result not in (None, "ok"):
+            return bytes(data)
+    raise AssertionError("no page damage that only quick_check sees")
+
+
+def test_damage_only_an_integrity_check_finds_is_moved_aside_too(hanlin_home):
+    """A file that opens fine but whose quick_check fails (a broken page of messages)."""
+    h = History()
+    c = h.create("kept aside")
+    for i in range(300):
+        h.append(c.id, "user", f"message {i} " + "lorem ipsum " * 30)
+    h.close()
+    path = h.path
+    data = _damage_a_page(path)
+
+    again = History()
+    assert again.problem and "moved" in again.problem and "damaged" in again.problem
+    assert again.list() == []  # a new, empty history
+    (aside,) = path.parent.glob("history.sqlite3.damaged-*")
+    assert aside.read_bytes() == bytes(data)  # the damaged file is kept as it was
+    c2 = again.create("fresh")
+    again.append(c2.id, "user", "works")
+    assert [m.content for m in again.messages(c2.id)] == ["works"]
+    again.close()
+    healthy = History()
+    assert healthy.problem is None  # the new file is fine
+    healthy.close()
 
 
 def test_killed_writer_loses_at_most_the_uncommitted_tail(hanlin_home):

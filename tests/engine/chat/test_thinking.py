@@ -14,14 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from hanlin.engine.chat.stream import (
-    ChatMessage,
-    ChatSession,
-    StreamEvent,
-    ThinkSplitter,
-    prompt_opens_thinking,
-    render_chat_prompt,
-)
+from hanlin.engine.chat.stream import ChatMessage, ChatSession
+from hanlin.engine.chat.template import render_chat_prompt
+from hanlin.engine.chat.thinking import StreamEvent, ThinkSplitter, prompt_opens_thinking
 from hanlin.engine.models.families import (
     FAMILIES,
     FamilyBehavior,

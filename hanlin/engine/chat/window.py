@@ -1,0 +1,137 @@
+"""The overflow window: which part of a long conversation is sent to the model.
+
+When a conversation outgrows the context, the oldest turns are left out (never the
+system prompt), whole turns at a time, until a quarter of the context is free again so
+the next turns fit without dropping (and re-evaluating) once more.
+
+Callers such as the desktop app pass the whole history every turn. To keep their
+prompts prefix-stable (the KV cache then serves everything but the new turn), the
+window must start where it started last time instead of being fitted anew from the
+first turn. That memory lives on the loaded model (`LoadedModel.chat_window`), which
+every conversation shares, so each remembered start is tied to the conversation it was
+computed for: it carries a digest of the whole message list of that call, and is used
+again only by a call whose messages *continue* that list (the same messages first, in
+order: the same conversation a turn later, or the same turn regenerated). Another
+conversation, even one with the same message at the same index or the same first turns,
+never matches; an edited conversation is fitted anew. A few such windows are kept
+(`MAX_WINDOWS`), so switching between long conversations keeps each one's window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from hanlin.engine.core.errors import GenerationError
+
+__all__ = ["MAX_WINDOWS", "Window", "WindowHint", "fit_history"]
+
+#: when old turns must go, free this share of the context as well, so that the next
+#: turns fit without dropping (and re-evaluating the whole prompt) again
+DROP_HEADROOM = 0.25
+#: remembered windows per loaded model (one per recently used long conversation)
+MAX_WINDOWS = 8
+
+#: (index of the window's first message among the non-system ones,
+#:  number of non-system messages the digest covers, digest of those messages)
+WindowHint = tuple[int, int, bytes]
+
+
+class _Message(Protocol):
+    role: str
+    content: str
+
+
+class _Prompter(Protocol):
+    def prompt(self, messages: Sequence[_Message]) -> tuple[list[int], str]: ...
+
+
+@dataclass(frozen=True)
+class Window:
+    tokens: list[int]
+    #: the rendered prompt
+    text: str
+    #: oldest non-system messages left out
+    dropped: int
+    #: what the model should remember for the next call (newest first)
+    hints: tuple[WindowHint, ...]
+
+
+def _prefix_digests(messages: Sequence[_Message], lengths: set[int]) -> dict[int, bytes]:
+    """sha256 of messages[:n] for each n in `lengths` (one pass)."""
+    h = hashlib.sha256()
+    out: dict[int, bytes] = {}
+    if 0 in lengths:
+        out[0] = h.digest()
+    for i, m in enumerate(messages, start=1):
+        content = m.content.encode("utf-8", "surrogatepass")
+        h.update(f"{m.role}\0{len(content)}\0".encode())
+        h.update(content)
+        if i in lengths:
+            out[i] = h.copy().digest()
+    return out
+
+
+def fit_history(
+    prompter: _Prompter,
+    messages: Sequence[_Message],
+    n_ctx: int,
+    reserve: int,
+    hints: Sequence[WindowHint] = (),
+) -> Window:
+    """Render, dropping the oldest non-system messages until prompt + reserve fits n_ctx.
+
+    Keeps the system message(s) and always the last message; drops whole turns so the
+    window starts with a user message. `hints` are the windows remembered from earlier
+    calls; one whose conversation this call continues says where to start.
+    """
+    system = [m for m in messages if m.role == "system"]
+    rest = [m for m in messages if m.role != "system"]
+    if not rest:
+        raise GenerationError("There is no message to answer")
+
+    digests = _prefix_digests(rest, {n for _, n, _ in hints if n <= len(rest)} | {len(rest)})
+    mine = [h for h in hints if digests.get(h[1]) == h[2]]
+    others = tuple(h for h in hints if h not in mine)
+    start = 0
+    if mine:
+        index = max(mine, key=lambda h: h[1])[0]  # the latest state of this conversation
+        if 0 < index < len(rest):
+            start = index
+
+    def remember(dropped: int) -> tuple[WindowHint, ...]:
+        if not dropped:
+            return others
+        return ((dropped, len(rest), digests[len(rest)]), *others)[:MAX_WINDOWS]
+
+    def render(k: int) -> tuple[list[int], str]:
+        return prompter.prompt(system + rest[k:])
+
+    tokens, text = render(start)
+    if len(tokens) + reserve <= n_ctx:
+        return Window(tokens, text, start, remember(start))
+
+    target = n_ctx - int(n_ctx * DROP_HEADROOM)
+    first_fit: tuple[list[int], str, int] | None = None
+    dropped = start
+    while dropped < len(rest) - 1:
+        dropped += 1
+        while dropped < len(rest) - 1 and rest[dropped].role != "user":
+            dropped += 1
+        tokens, text = render(dropped)
+        if len(tokens) + reserve <= n_ctx and first_fit is None:
+            first_fit = (tokens, text, dropped)
+        if len(tokens) + reserve <= target:
+            return Window(tokens, text, dropped, remember(dropped))
+    if first_fit is not None:
+        tokens, text, dropped = first_fit
+        return Window(tokens, text, dropped, remember(dropped))
+    if len(tokens) < n_ctx:  # fits, with less room to answer than asked for
+        return Window(tokens, text, dropped, remember(dropped))
+    raise GenerationError(
+        f"The message is too long: {len(tokens)} tokens with the system prompt, "
+        f"but the context window is {n_ctx} tokens",
+        "shorten it, or load the model with a larger context (`--ctx`, or n_ctx in settings)",
+    )
