@@ -162,6 +162,7 @@ def write_tiny_fim_gguf(
     special_logit_bias: float = -4.0,
     eager_specials: bool = False,
     extra_normal_tokens: tuple[str, ...] = (),
+    chat_template: str | None = None,
 ) -> Path:
     """Write a tiny random-weight model of `family` to `path` (overwritten) and return it.
 
@@ -206,6 +207,8 @@ def write_tiny_fim_gguf(
     if fam.bos:
         writer.add_bos_token_id(index[fam.bos])
     writer.add_add_bos_token(fam.add_bos)
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
     pre, suf, mid = fam.fim
     writer.add_uint32(gguf.Keys.Tokenizer.FIM_PRE_ID, index[pre])
     writer.add_uint32(gguf.Keys.Tokenizer.FIM_SUF_ID, index[suf])

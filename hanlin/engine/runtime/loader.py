@@ -201,6 +201,11 @@ def _observed_llama_class() -> type[llama_cpp.Llama]:
           raised once llama.cpp has unwound, instead of its "Failed to load model".
         - a constructor that fails after the weights loaded (creating the context)
           frees them at once, not whenever the garbage collector gets to it.
+        - the GGUF's chat templates never reach llama-cpp-python, which compiles each
+          one in the constructor, unbounded and holding the GIL (Jinja folds constant
+          expressions while compiling: `{{ 10 ** 10000000 }}` took 14 s, larger ones
+          minutes). Hanlin reads the template from the header itself (`info`) and
+          renders it sandboxed and time-bounded (engine/chat/template.py).
         """
 
         def __init__(self, *args: Any, watch: Callable[[float], bool], **kwargs: Any) -> None:
@@ -235,6 +240,16 @@ def _observed_llama_class() -> type[llama_cpp.Llama]:
             params.progress_callback = self._progress_c
             params.progress_callback_user_data = None
             self.__dict__["model_params"] = params
+
+        @property
+        def metadata(self) -> dict[str, str]:
+            return self.__dict__["metadata"]
+
+        @metadata.setter
+        def metadata(self, values: dict[str, str]) -> None:
+            self.__dict__["metadata"] = {
+                k: v for k, v in values.items() if not k.startswith("tokenizer.chat_template")
+            }
 
         @property  # type: ignore[override]
         def verbose(self) -> bool:

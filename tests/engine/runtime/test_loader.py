@@ -301,3 +301,24 @@ def test_an_error_in_the_progress_callback_stops_the_load_and_surfaces(
 
     with pytest.raises(RuntimeError, match="progress bar broke"):
         load_model(smollm2_path, options=LoadOptions(n_ctx=512, threads=1), on_progress=on_progress)
+
+
+# A template whose constant expression Jinja folds while *compiling* it: llama-cpp-python
+# compiles every GGUF template in `Llama.__init__` (unbounded, holding the GIL); measured
+# 14 s for 10**10000000 before Hanlin kept the templates away from it.
+_COMPILE_BOMB = "{{ 10 ** 10000000 }}{% for m in messages %}{{ m.content }}{% endfor %}"
+
+
+def test_loading_a_gguf_with_a_hostile_template_does_not_compile_it(tmp_path: Path) -> None:
+    from tests.support.tiny_fim_gguf import write_tiny_fim_gguf
+
+    path = write_tiny_fim_gguf(tmp_path / "bomb.gguf", chat_template=_COMPILE_BOMB)
+    started = time.perf_counter()
+    model = load_model(path, options=LoadOptions(n_ctx=256, threads=1))
+    try:
+        assert time.perf_counter() - started < 5
+        # Hanlin still has the template (it renders it itself, sandboxed and time-bounded)
+        assert model.chat_template == _COMPILE_BOMB
+        assert not any(k.startswith("tokenizer.chat_template") for k in model.llama.metadata)
+    finally:
+        model.close()
