@@ -27,6 +27,7 @@ from typing import Any
 
 from hanlin.engine.core import paths
 from hanlin.engine.core.settings import load_settings
+from hanlin.engine.core.validate import is_of_type
 
 __all__ = [
     "CLIENT_ONLY_KEYS",
@@ -123,10 +124,7 @@ def parse_config(data: Any, base: ServerConfig = DEFAULTS) -> ServerConfig:
         if value is None or (name == "model" and value == ""):
             changes[name] = getattr(DEFAULTS, name)
             continue
-        if isinstance(value, bool) and bool not in types:
-            log.warning("ignoring setting %s=%r: wrong type", key, value)
-            continue
-        if not isinstance(value, types) or not _valid(name, value):
+        if not is_of_type(value, types) or not _valid(name, value):
             log.warning("ignoring setting %s=%r: wrong type or out of range", key, value)
             continue
         if name == "time_budget_ms":

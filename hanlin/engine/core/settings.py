@@ -50,6 +50,7 @@ from hanlin.engine.core.atomic import write_text_atomic
 from hanlin.engine.core.errors import SettingsError
 from hanlin.engine.core.locks import FileLock
 from hanlin.engine.core.quarantine import move_aside
+from hanlin.engine.core.validate import describe_type, is_of_type
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def _parse(data: Mapping[str, Any], path: Path, warnings: list[str] | None = Non
                 )
             s.theme = value
         elif key == "threads":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            if not is_of_type(value, int) or value < 0:
                 raise SettingsError(f"{path}: `threads` must be a whole number >= 0")
             s.threads = value
         elif key == "models":
@@ -182,8 +183,10 @@ def _parse_model(table: Any, path: Path, model_id: str, warnings: list[str]) -> 
                 f" the file); known keys: {', '.join(_MODEL_KEY_TYPES)}"
             )
             continue
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise SettingsError(f'{path}: `{key}` in [models."{model_id}"] must be a number')
+        if not is_of_type(value, types):
+            raise SettingsError(
+                f'{path}: `{key}` in [models."{model_id}"] must be {describe_type(types)}'
+            )
         setattr(ms, key, value)
     return ms
 

@@ -54,6 +54,7 @@ from typing import Any, Literal
 
 from hanlin.engine.core import paths
 from hanlin.engine.core.errors import CatalogError, UnknownModelError
+from hanlin.engine.core.validate import describe_type, is_of_type
 from hanlin.engine.models.families import FAMILIES
 
 MODEL_ROLES = ("chat", "completion")
@@ -251,24 +252,6 @@ def known_families() -> set[str]:
     return set(FAMILIES)
 
 
-def _type_name(types: type | tuple[type, ...]) -> str:
-    if isinstance(types, tuple):
-        return " or ".join(_type_name(t) for t in types)
-    return {
-        str: "a string",
-        int: "a whole number",
-        list: "a list",
-        dict: "a table",
-        float: "a number",
-    }.get(types, types.__name__)
-
-
-def _check_type(value: Any, types: type | tuple[type, ...]) -> bool:
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, types)
-
-
 def _parse_sampling(table: Any, where: str, *, nested: bool = False) -> Sampling:
     if not isinstance(table, dict):
         if nested:
@@ -285,8 +268,8 @@ def _parse_sampling(table: Any, where: str, *, nested: bool = False) -> Sampling
         if types is None:
             known = ", ".join((*_SAMPLING_TYPES, *(() if nested else ("no_think",))))
             raise CatalogError(f"{where}: unknown sampling key `{key}`", f"known keys: {known}")
-        if not _check_type(value, types):
-            raise CatalogError(f"{where}: sampling `{key}` must be {_type_name(types)}")
+        if not is_of_type(value, types):
+            raise CatalogError(f"{where}: sampling `{key}` must be {describe_type(types)}")
         low, high = _SAMPLING_RANGES[key]
         if not low <= value <= high:
             raise CatalogError(f"{where}: sampling `{key}` = {value} is outside {low}..{high}")
@@ -309,11 +292,11 @@ def _parse_entry(
     for key, types in _ENTRY_REQUIRED.items():
         if key not in raw:
             raise CatalogError(f"{label}: missing required key `{key}`")
-        if not _check_type(raw[key], types):
-            raise CatalogError(f"{label}: `{key}` must be {_type_name(types)}")
+        if not is_of_type(raw[key], types):
+            raise CatalogError(f"{label}: `{key}` must be {describe_type(types)}")
     for key, types in _ENTRY_OPTIONAL.items():
-        if key in raw and not _check_type(raw[key], types):
-            raise CatalogError(f"{label}: `{key}` must be {_type_name(types)}")
+        if key in raw and not is_of_type(raw[key], types):
+            raise CatalogError(f"{label}: `{key}` must be {describe_type(types)}")
 
     if not MODEL_ID_RE.match(raw["id"]):
         raise CatalogError(
