@@ -152,20 +152,26 @@ def test_no_model_installed_explains_what_to_do(qtbot, hanlin_home):
     history.close()
 
 
-def test_hand_broken_settings_file_is_reported_and_kept(qtbot, hanlin_home):
+def _window_over_settings(qtbot, text: str):
+    """The real window over a hand-written settings.toml (and an empty history)."""
     from hanlin.desktop.main_window import MainWindow
     from hanlin.desktop.tasks import TaskRunner
     from hanlin.engine.models.catalog import load_catalog
     from hanlin.engine.store.model_store import ModelStore
 
-    broken = 'theme = "dark"\nchat_model = \n'
     paths.settings_file().parent.mkdir(parents=True, exist_ok=True)
-    paths.settings_file().write_text(broken, encoding="utf-8")
+    paths.settings_file().write_text(text, encoding="utf-8")
     history = History()
     win = MainWindow(history, TaskRunner(), ModelStore(catalog=load_catalog()), load_catalog())
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.ready, timeout=20000)
+    return win, history
+
+
+def test_hand_broken_settings_file_is_reported_and_kept(qtbot, hanlin_home):
+    broken = 'theme = "dark"\nchat_model = \n'
+    win, history = _window_over_settings(qtbot, broken)
     assert "not valid TOML" in win.chat_view.banner.text()
     assert str(paths.settings_file()) in win.chat_view.banner.text()
     assert paths.settings_file().read_text(encoding="utf-8") == broken  # the user's file is kept
@@ -175,19 +181,8 @@ def test_hand_broken_settings_file_is_reported_and_kept(qtbot, hanlin_home):
 
 def test_unknown_per_model_key_is_shown_and_the_choice_kept(qtbot, hanlin_home):
     """A key this version does not know is a warning in the banner, not a lost file."""
-    from hanlin.desktop.main_window import MainWindow
-    from hanlin.desktop.tasks import TaskRunner
-    from hanlin.engine.models.catalog import load_catalog
-    from hanlin.engine.store.model_store import ModelStore
-
     text = 'chat_model = "smollm2"\n\n[models."smollm2"]\ntemperature = 0.2\nn_batch = 256\n'
-    paths.settings_file().parent.mkdir(parents=True, exist_ok=True)
-    paths.settings_file().write_text(text, encoding="utf-8")
-    history = History()
-    win = MainWindow(history, TaskRunner(), ModelStore(catalog=load_catalog()), load_catalog())
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitUntil(lambda: win.ready, timeout=20000)
+    win, history = _window_over_settings(qtbot, text)
     assert "n_batch" in win.chat_view.banner.text()
     assert "not valid TOML" not in win.chat_view.banner.text()
     assert paths.settings_file().read_text(encoding="utf-8") == text
