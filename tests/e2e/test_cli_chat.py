@@ -267,3 +267,40 @@ def test_cli_says_when_the_gpu_load_fell_back_to_cpu(
     err = capsys.readouterr().err
     assert "warning: loading on the GPU (cuda) failed: CUDA error: out of memory" in err
     assert "running on the CPU instead" in err
+
+
+@pytest.mark.slow
+def test_loading_shows_a_percentage_on_a_terminal(smollm2_path: Path, hanlin_home: Path) -> None:
+    """stderr on a terminal (a pty here) gets "Loading … N%" redrawn while the weights load."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [*HANLIN, "chat", str(smollm2_path), "Hi", *FAST],
+            cwd=ROOT,
+            env={**os.environ, "HANLIN_HOME": str(hanlin_home)},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            timeout=300,
+        )
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the pty closed: everything was read
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        if slave != -1:
+            os.close(slave)
+        os.close(master)
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0, shown
+    assert "Loading" in shown and "100%" in shown, shown
+    assert proc.stdout.strip()  # the answer still goes to stdout

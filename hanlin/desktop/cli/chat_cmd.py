@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from hanlin.engine.core.cancel import CancelToken
+from hanlin.engine.core.cancel import CancelToken, Progress
 from hanlin.engine.core.errors import HanlinError, UnknownModelError
 from hanlin.engine.core.settings import load_settings
 
@@ -91,8 +91,15 @@ def _load(resolved: _Resolved, args: argparse.Namespace) -> Any:
         else (per_model.n_gpu_layers if per_model.n_gpu_layers is not None else -1),
     )
     interactive = sys.stderr.isatty()
+    label = f"Loading {resolved.model_id} …"
     if interactive:
-        print(f"Loading {resolved.model_id} …", end="", file=sys.stderr, flush=True)
+        print(label, end="", file=sys.stderr, flush=True)
+
+    def show(progress: Progress) -> None:  # redrawn in place, terminals only
+        fraction = progress.fraction
+        if interactive and fraction is not None:
+            print(f"\r{label} {fraction:.0%}", end="", file=sys.stderr, flush=True)
+
     started = time.perf_counter()
     cancel = CancelToken()
     try:
@@ -102,6 +109,7 @@ def _load(resolved: _Resolved, args: argparse.Namespace) -> Any:
             family=resolved.family,
             options=options,
             cancel=cancel,
+            on_progress=show,
         )
     finally:
         if interactive:
