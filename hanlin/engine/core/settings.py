@@ -232,12 +232,13 @@ def _writers_lock(path: Path) -> FileLock:
     return FileLock(path.with_name(path.name + ".lock"), f"A change to {path.name}")
 
 
-def _save_locked(settings: Settings, path: Path) -> Path | None:
+def _save_locked(settings: Settings, path: Path, current: LoadedSettings) -> Path | None:
+    """Write `settings` over `current` (the file as just read under the writers' lock)."""
     data = settings.to_toml_dict()
     # Never write what would not load back: the next start would fall back to defaults.
     _parse(data, path)
     backup: Path | None = None
-    if path.exists() and load_settings(path).problem is not None:
+    if current.problem is not None and path.exists():
         backup = move_aside(path, "could not be loaded; writing new settings")
     try:
         write_text_atomic(path, tomli_w.dumps(data))
@@ -256,7 +257,7 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path | None:
     """
     path = path or paths.settings_file()
     with _writers_lock(path).acquire(wait=LOCK_WAIT_S):
-        return _save_locked(settings, path)
+        return _save_locked(settings, path, load_settings(path))
 
 
 #: table-valued settings that `update_settings` merges entry by entry
@@ -281,7 +282,8 @@ def update_settings(path: Path | None = None, **changes: Any) -> Settings:
             )
     path = path or paths.settings_file()
     with _writers_lock(path).acquire(wait=LOCK_WAIT_S):
-        settings = load_settings(path).settings
+        current = load_settings(path)
+        settings = current.settings
         for key, value in changes.items():
             if key in _MERGED_TABLES:
                 if not isinstance(value, Mapping):
@@ -294,5 +296,5 @@ def update_settings(path: Path | None = None, **changes: Any) -> Settings:
                         table[name] = entry
             else:
                 setattr(settings, key, value)
-        _save_locked(settings, path)
+        _save_locked(settings, path, current)
     return settings
