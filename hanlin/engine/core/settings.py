@@ -31,6 +31,23 @@ File shape (every key optional):
 
     [system_presets]
     "Code reviewer" = "You review code..."
+
+    scan_folders = ["~/models"]               # extra folders `hanlin models scan` looks in
+    trusted_publishers = ["Qwen", "unsloth"]  # "New from the labs" (absent = the default list)
+
+    [server]                                  # `hanlin serve` and the desktop's API server
+    autostart = false                         # the desktop app starts it on launch
+    host = "127.0.0.1"
+    port = 8080
+    api_key_env = "HANLIN_API_KEY"            # or api_key = "..." (stored in plain text)
+    parallel = 2
+    max_queue = 16
+    cors = []                                 # allowed browser origins; empty = CORS off
+
+    [[remote]]                                # OpenAI-compatible servers: vLLM, llama-server
+    name = "team-gpu"
+    url = "http://gpu.lan:8000/v1"
+    key_env = "TEAM_GPU_KEY"                  # or api_key = "..."
 """
 
 from __future__ import annotations
@@ -98,6 +115,71 @@ _MODEL_KEY_TYPES: dict[str, tuple[type, ...]] = {
 
 
 @dataclass(slots=True)
+class ServerSettings:
+    """The `[server]` table: defaults for `hanlin serve` and the desktop's server toggle."""
+
+    autostart: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: the key itself (plain text in the file) or, preferred, the environment variable holding it
+    api_key: str | None = None
+    api_key_env: str | None = None
+    parallel: int = 2
+    max_queue: int = 16
+    cors: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.extra)
+        for name in _SERVER_KEY_TYPES:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = list(value) if isinstance(value, list) else value
+        return out
+
+
+_SERVER_KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "autostart": (bool,),
+    "host": (str,),
+    "port": (int,),
+    "api_key": (str,),
+    "api_key_env": (str,),
+    "parallel": (int,),
+    "max_queue": (int,),
+    "cors": (list,),
+}
+
+
+@dataclass(slots=True)
+class RemoteEndpoint:
+    """One `[[remote]]` entry: an OpenAI-compatible server Hanlin can use instead of llama.cpp."""
+
+    name: str
+    url: str
+    key_env: str | None = None
+    api_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.extra)
+        out["name"] = self.name
+        out["url"] = self.url
+        if self.key_env:
+            out["key_env"] = self.key_env
+        if self.api_key:
+            out["api_key"] = self.api_key
+        return out
+
+
+_REMOTE_KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "url": (str,),
+    "key_env": (str,),
+    "api_key": (str,),
+}
+
+
+@dataclass(slots=True)
 class Settings:
     chat_model: str | None = None
     completion_model: str | None = None
@@ -105,6 +187,12 @@ class Settings:
     threads: int = 0
     models: dict[str, ModelSettings] = field(default_factory=dict)
     system_presets: dict[str, str] = field(default_factory=dict)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    remote: list[RemoteEndpoint] = field(default_factory=list)
+    #: extra folders `hanlin models scan` searches for GGUF files
+    scan_folders: list[str] = field(default_factory=list)
+    #: publishers shown under "New from the labs"; None = the built-in list
+    trusted_publishers: list[str] | None = None
     #: keys we do not know, kept verbatim so a save never drops them
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -125,7 +213,19 @@ class Settings:
             out["models"] = models
         if self.system_presets:
             out["system_presets"] = dict(self.system_presets)
+        if self.scan_folders:
+            out["scan_folders"] = list(self.scan_folders)
+        if self.trusted_publishers is not None:
+            out["trusted_publishers"] = list(self.trusted_publishers)
+        server = self.server.to_dict()
+        if server != ServerSettings().to_dict():
+            out["server"] = server
+        if self.remote:
+            out["remote"] = [r.to_dict() for r in self.remote]
         return out
+
+    def remote_named(self, name: str) -> RemoteEndpoint | None:
+        return next((r for r in self.remote if r.name == name), None)
 
 
 @dataclass(slots=True)
@@ -165,6 +265,14 @@ def _parse(data: Mapping[str, Any], path: Path, warnings: list[str] | None = Non
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise SettingsError(f"{path}: [system_presets] must map names to strings")
             s.system_presets = dict(value)
+        elif key in ("scan_folders", "trusted_publishers"):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise SettingsError(f"{path}: `{key}` must be a list of strings")
+            setattr(s, key, list(value))
+        elif key == "server":
+            s.server = _parse_server(value, path, warnings)
+        elif key == "remote":
+            s.remote = _parse_remotes(value, path, warnings)
         else:
             s.extra[key] = value
     return s
@@ -189,6 +297,60 @@ def _parse_model(table: Any, path: Path, model_id: str, warnings: list[str]) -> 
             )
         setattr(ms, key, value)
     return ms
+
+
+def _parse_server(table: Any, path: Path, warnings: list[str]) -> ServerSettings:
+    if not isinstance(table, dict):
+        raise SettingsError(f"{path}: [server] must be a table")
+    server = ServerSettings()
+    for key, value in table.items():
+        types = _SERVER_KEY_TYPES.get(key)
+        if types is None:
+            server.extra[key] = value
+            warnings.append(
+                f"{path}: unknown key `{key}` in [server] is ignored (and kept in the file);"
+                f" known keys: {', '.join(_SERVER_KEY_TYPES)}"
+            )
+            continue
+        if not is_of_type(value, types):
+            raise SettingsError(f"{path}: `{key}` in [server] must be {describe_type(types)}")
+        if key == "port" and not 0 < value < 65536:
+            raise SettingsError(f"{path}: `port` in [server] must be between 1 and 65535")
+        if key in ("parallel", "max_queue") and value < (1 if key == "parallel" else 0):
+            raise SettingsError(f"{path}: `{key}` in [server] is too small ({value})")
+        if key == "cors" and not all(isinstance(v, str) for v in value):
+            raise SettingsError(f"{path}: `cors` in [server] must be a list of origins")
+        setattr(server, key, list(value) if key == "cors" else value)
+    return server
+
+
+def _parse_remotes(value: Any, path: Path, warnings: list[str]) -> list[RemoteEndpoint]:
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise SettingsError(f"{path}: `remote` must be [[remote]] tables (name, url, key_env)")
+    remotes: list[RemoteEndpoint] = []
+    for table in value:
+        name, url = table.get("name"), table.get("url")
+        if not isinstance(name, str) or not name or not isinstance(url, str) or not url:
+            raise SettingsError(f"{path}: every [[remote]] needs a `name` and a `url` (strings)")
+        if any(r.name == name for r in remotes):
+            raise SettingsError(f"{path}: two [[remote]] entries are named {name!r}")
+        remote = RemoteEndpoint(name=name, url=url)
+        for key, item in table.items():
+            types = _REMOTE_KEY_TYPES.get(key)
+            if types is None:
+                remote.extra[key] = item
+                warnings.append(
+                    f"{path}: unknown key `{key}` in [[remote]] {name!r} is ignored (and kept"
+                    f" in the file); known keys: {', '.join(_REMOTE_KEY_TYPES)}"
+                )
+            elif not is_of_type(item, types):
+                raise SettingsError(
+                    f"{path}: `{key}` in [[remote]] {name!r} must be {describe_type(types)}"
+                )
+            elif key in ("key_env", "api_key"):
+                setattr(remote, key, item or None)
+        remotes.append(remote)
+    return remotes
 
 
 _warned: set[str] = set()
@@ -274,6 +436,10 @@ def update_settings(path: Path | None = None, **changes: Any) -> Settings:
     `system_presets={"Reviewer": "..."}` adds or replaces that one preset,
     `models={"qwen3-4b-q4km": ModelSettings(...)}` that one model's overrides,
     and None as an entry's value removes it.
+
+    A callable value is a change computed from the value just read under the
+    lock: `remote=lambda current: [*current, RemoteEndpoint("gpu", url)]` adds
+    an endpoint without losing one another process added a moment ago.
     """
     for key in changes:
         if key not in _UPDATABLE:
@@ -285,7 +451,9 @@ def update_settings(path: Path | None = None, **changes: Any) -> Settings:
         current = load_settings(path)
         settings = current.settings
         for key, value in changes.items():
-            if key in _MERGED_TABLES:
+            if callable(value):
+                setattr(settings, key, value(getattr(settings, key)))
+            elif key in _MERGED_TABLES:
                 if not isinstance(value, Mapping):
                     raise SettingsError(f"`{key}` must be given as a table of entries to change")
                 table = getattr(settings, key)

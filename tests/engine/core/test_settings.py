@@ -18,6 +18,8 @@ from hanlin.engine.core.cancel import CancelToken, Progress
 from hanlin.engine.core.errors import Cancelled, SettingsError
 from hanlin.engine.core.settings import (
     ModelSettings,
+    RemoteEndpoint,
+    ServerSettings,
     Settings,
     load_settings,
     save_settings,
@@ -233,3 +235,44 @@ def test_cancel_token_raises_and_wakes_waiters() -> None:
 def test_progress_fraction() -> None:
     assert Progress("download", 50, 200).fraction == 0.25
     assert Progress("download", 5).fraction is None
+
+
+def test_server_remote_and_scan_tables_round_trip() -> None:
+    settings = Settings(scan_folders=["~/models"], trusted_publishers=["Qwen"])
+    settings.server = ServerSettings(autostart=True, port=9090, api_key_env="K", cors=["http://x"])
+    settings.remote = [RemoteEndpoint("gpu", "http://gpu.lan:8000/v1", key_env="GPU_KEY")]
+    save_settings(settings)
+    again = load_settings().settings
+    assert again.server.autostart is True and again.server.port == 9090
+    assert again.server.cors == ["http://x"] and again.server.host == "127.0.0.1"
+    assert again.remote_named("gpu") == RemoteEndpoint("gpu", "http://gpu.lan:8000/v1", "GPU_KEY")
+    assert again.scan_folders == ["~/models"] and again.trusted_publishers == ["Qwen"]
+    # defaults are not written out
+    save_settings(Settings())
+    assert "server" not in paths.settings_file().read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("[server]\nport = 70000\n", "between 1 and 65535"),
+        ('[server]\nautostart = "yes"\n', "true or false"),
+        ('[[remote]]\nurl = "http://x"\n', "needs a `name`"),
+        ('[[remote]]\nname = "a"\nurl = "u"\n[[remote]]\nname = "a"\nurl = "v"\n', "two"),
+        ("scan_folders = [1]\n", "list of strings"),
+    ],
+)
+def test_broken_server_and_remote_tables_are_reported(content: str, needle: str) -> None:
+    path = paths.settings_file()
+    path.parent.mkdir(parents=True)
+    path.write_text(content, encoding="utf-8")
+    loaded = load_settings()
+    assert loaded.problem is not None and needle in loaded.problem
+
+
+def test_update_with_a_callable_sees_the_value_read_under_the_lock() -> None:
+    update_settings(remote=lambda cur: [*cur, RemoteEndpoint("a", "http://a")])
+    update_settings(remote=lambda cur: [*cur, RemoteEndpoint("b", "http://b")])
+    assert [r.name for r in load_settings().settings.remote] == ["a", "b"]
+    update_settings(remote=lambda cur: [r for r in cur if r.name != "a"])
+    assert [r.name for r in load_settings().settings.remote] == ["b"]
