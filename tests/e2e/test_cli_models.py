@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from hanlin.engine.models.catalog import load_catalog
 from tests.support import fake_hub_fixtures
 from tests.support.commands import HANLIN
 from tests.support.fake_hub import FakeHub, HubFile, make_gguf
@@ -86,7 +88,7 @@ def served(fake_hub: FakeHub) -> HubFile:
 
 def test_list_json_fresh_install() -> None:
     rows = listing()
-    assert len(rows) >= 30
+    assert set(rows) == {e.id for e in load_catalog()}  # every shipped entry, nothing else
     row = rows[MODEL_ID]
     for key in ("id", "name", "family", "roles", "installed", "path", "size_bytes", "status"):
         assert key in row
@@ -353,3 +355,95 @@ def test_pull_goes_through_the_proxy_from_the_environment(
     assert any(s.startswith("HEAD ") and "/resolve/main/" in s for s in proxy.seen)
     assert any(s.startswith("GET ") and "/blobs/" in s for s in proxy.seen)
     assert listing()[MODEL_ID]["installed"] is True
+
+
+# --------------------------------------------------------------------------- split models
+
+SPLIT_REPO = "unsloth/SmolLM2-135M-Instruct-GGUF"
+SPLIT_STEM = "SmolLM2-135M-Instruct-Q4_1"
+SPLIT_FILES = [f"Q4_K_M/{SPLIT_STEM}-{i:05d}-of-00002.gguf" for i in (1, 2)]
+SPLIT_ID = "smollm2-135m-instruct-q4_1"
+
+
+@pytest.fixture
+def smol_shards(smollm2_path: Path) -> list[Path]:
+    """SmolLM2 split in two by the `gguf` package's split writer (made once per session)."""
+    from tests.support.split_gguf import cached_split
+
+    return cached_split(smollm2_path, shards=2, stem=SPLIT_STEM)
+
+
+def _split_dir(hanlin_home: Path) -> Path:
+    return hanlin_home / "data" / "models" / "unsloth" / "SmolLM2-135M-Instruct-GGUF" / "Q4_K_M"
+
+
+@pytest.mark.slow
+def test_split_model_pull_cut_resume_chat_and_rm(
+    fake_hub: FakeHub, hanlin_home: Path, smol_shards: list[Path]
+) -> None:
+    served = fake_hub.add_shard_set(SPLIT_REPO, "Q4_K_M", smol_shards)
+    total = sum(f.size for f in served)
+    ref = f"hf.co/{SPLIT_REPO}/{SPLIT_FILES[0]}"
+    fake_hub.faults.rate = 16 * 1024 * 1024  # the second shard takes ~3 s: cut it inside
+    fake_hub.faults.only_file = SPLIT_FILES[1]
+    proc = start("models", "pull", ref)
+    second_part = _split_dir(hanlin_home) / (Path(SPLIT_FILES[1]).name + ".part")
+    deadline = time.monotonic() + 60
+    while not (second_part.exists() and second_part.stat().st_size >= 4 * 1024 * 1024):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the pull never reached the second shard"
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(10)
+    row = listing()[SPLIT_ID]  # a half-pulled set: partial, with percent over the total
+    assert row["status"] == "partial" and row["installed"] is False and row["shards"] == 2
+    assert row["size_bytes"] == total
+    assert 100 * (served[0].size + 4 * 1024 * 1024) / total - 1 <= row["percent"] < 100
+    fake_hub.reset()
+    result = hanlin("models", "pull", ref)
+    assert result.returncode == 0, result.stderr
+    assert "Resumed from" in result.stderr and "shard 2 of 2" in result.stderr
+    assert f"Installed {SPLIT_ID} (" in result.stdout and "2 shards)" in result.stdout
+    assert fake_hub.stats.body_bytes < served[1].size  # shard 1 was not fetched again
+    row = listing()[SPLIT_ID]
+    assert row["status"] == "installed" and row["size_bytes"] == total and row["shards"] == 2
+    assert row["path"] == str(_split_dir(hanlin_home) / Path(SPLIT_FILES[0]).name)
+    # a lost shard: named before llama.cpp runs, and the hint's pull fetches only that one
+    (_split_dir(hanlin_home) / Path(SPLIT_FILES[1]).name).unlink()
+    broken = hanlin("chat", SPLIT_ID, "hi")
+    assert broken.returncode == 1, broken.stderr
+    [line] = broken.stderr.strip().splitlines()
+    assert f"Shard 2 of 2 of {SPLIT_STEM}.gguf is missing" in line
+    assert "damaged or need more memory" not in line
+    assert f"`hanlin models pull hf.co/{SPLIT_REPO}/{SPLIT_FILES[0]}`" in line
+    assert listing()[SPLIT_ID]["installed"] is True  # listed, so it can be repaired or removed
+    fake_hub.reset()
+    repair = hanlin("models", "pull", f"hf.co/{SPLIT_REPO}/{SPLIT_FILES[0]}")
+    assert repair.returncode == 0, repair.stderr
+    assert fake_hub.stats.body_bytes == served[1].size  # shard 1 kept (checked, not fetched)
+    # llama.cpp loads it by its first shard and follows the split
+    chat = hanlin("chat", SPLIT_ID, "What is the capital of France?", "--max-tokens", "12",
+                  "--temperature", "0")  # fmt: skip
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stdout.strip() and "Traceback" not in chat.stderr
+    rm = hanlin("models", "rm", SPLIT_ID)
+    assert rm.returncode == 0, rm.stderr
+    assert f"Removed {SPLIT_ID} (2 shards, " in rm.stdout
+    assert not (hanlin_home / "data" / "models" / "unsloth").exists()
+    assert SPLIT_ID not in listing()
+
+
+@pytest.mark.slow
+def test_split_model_with_a_missing_shard_is_a_clear_error(
+    smol_shards: list[Path], tmp_path: Path
+) -> None:
+    first, second = (Path(shutil.copy2(s, tmp_path / s.name)) for s in smol_shards)
+    second.unlink()
+    for args in (("chat", str(first), "hi"), ("models", "import", str(first))):
+        result = hanlin(*args, timeout=60)
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "Shard 2 of 2" in lines[0] and second.name in lines[0] and "missing" in lines[0]
+        assert "damaged or need more memory" not in lines[0]
+    assert "smollm2-135m-instruct-q4_1" not in listing()

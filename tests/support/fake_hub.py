@@ -23,6 +23,14 @@ Protocol (what huggingface_hub 2.x and Hanlin's store use):
   bytes */SIZE` (as the Hub's CDN answers). Misbehaviour switches apply here.
 - `GET {endpoint}/api/models/{owner}/{repo}[/revision/{rev}]`: a minimal
   model-info JSON (`id`, `sha`, `siblings` with `rfilename`/`size`).
+- `GET {endpoint}/api/models?search=&author=&filter=&sort=&limit=`: the repo listing
+  `HfApi.list_models` reads (`id`, `author`, `downloads`, `likes`, `lastModified`, `gated`,
+  `private`, `tags`, `gguf`); `filter=gguf` keeps repos with a `.gguf` file, `sort` is
+  `downloads` / `lastModified` / `likes` (descending, as the Hub does); private repos are
+  listed only for their token (`set_repo_info(..., private_token=)`).
+- `GET {endpoint}/api/models/{owner}/{repo}/tree/{rev}[/{path}]?recursive=`: the tree
+  `HfApi.list_repo_tree` reads (`type`, `path`, `size`, `oid`, `lfs: {oid: sha256, size,
+  pointerSize}`, folders as `directory`); gated repos want their token here too.
 
 API:
 
@@ -35,6 +43,9 @@ API:
         hub.stats.requests                        # [(method, path, range, status)]
         hub.reset()                               # clear faults and stats
 
+`add_shard_set(repo, "Q4_K_M", [shard paths])` serves a split model in a sub-folder
+(write one with tests/support/split_gguf.py); `faults.only_file = "Q4_K_M/X-00002-of-00002.gguf"`
+aims the byte faults at one file (a cut in the second shard).
 `add_file(..., lfs=False)` serves a regular git file; `gated_token="hf_x"`
 makes the repo require `Authorization: Bearer hf_x`; `commit=` fixes the
 commit hash. `make_gguf(...)` writes small valid GGUF files (pure Python) for
@@ -59,7 +70,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 
 @dataclass
@@ -91,6 +102,9 @@ class Faults:
     rate: float | None = None
     #: send a Content-Length smaller than the body would be (truncated file claims)
     short_by: int = 0
+    #: apply drop / stall / corrupt / rate only to the file at this path in its repo (e.g. the
+    #: second shard of a split model); None: to every file
+    only_file: str | None = None
 
 
 @dataclass
@@ -132,6 +146,13 @@ class _Repo:
     commit: str
     gated_token: str | None = None
     files: dict[str, HubFile] = field(default_factory=dict)
+    #: what the listing endpoint reports (set_repo_info)
+    downloads: int = 0
+    likes: int = 0
+    last_modified: str = "2025-01-01T00:00:00.000Z"
+    tags: list[str] = field(default_factory=list)
+    gguf: dict[str, object] | None = None
+    private_token: str | None = None
 
 
 def _sha256_of(data: bytes | Path) -> str:
@@ -236,6 +257,47 @@ class FakeHub:
             self._blobs[sha] = hub_file
             return hub_file
 
+    def add_shard_set(
+        self, repo: str, folder: str, shards: list[Path], **kwargs: object
+    ) -> list[HubFile]:
+        """Serve the files of a split model (`NAME-00001-of-0000N.gguf`, …) in `folder`.
+
+        `folder` is a sub-folder of the repo (`Q4_K_M`, as unsloth's large repos have) or ""
+        for the top; `kwargs` go to `add_file` for each shard.
+        """
+        prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
+        return [
+            self.add_file(repo, prefix + Path(s).name, Path(s), **kwargs)  # type: ignore[arg-type]
+            for s in shards
+        ]
+
+    def set_repo_info(
+        self,
+        repo: str,
+        *,
+        downloads: int | None = None,
+        likes: int | None = None,
+        last_modified: str | None = None,
+        tags: list[str] | None = None,
+        gguf: dict[str, object] | None = None,
+        private_token: str | None = None,
+    ) -> None:
+        """What `/api/models` reports for a repo (add its files first); ISO dates."""
+        with self._lock:
+            entry = self._repos[repo]
+            if downloads is not None:
+                entry.downloads = downloads
+            if likes is not None:
+                entry.likes = likes
+            if last_modified is not None:
+                entry.last_modified = last_modified
+            if tags is not None:
+                entry.tags = list(tags)
+            if gguf is not None:
+                entry.gguf = dict(gguf)
+            if private_token is not None:
+                entry.private_token = private_token
+
     def reset(self) -> None:
         self.faults = Faults()
         self.stats = Stats()
@@ -256,6 +318,7 @@ class FakeHub:
 
 _RESOLVE_RE = re.compile(r"^/(?:models/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 _API_RE = re.compile(r"^/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?$")
+_TREE_RE = re.compile(r"^/api/models/([^/]+/[^/]+)/tree/([^/]+)(?:/(.*))?$")
 
 
 def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
@@ -306,6 +369,11 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     self._blob(path)
                 elif m := _RESOLVE_RE.match(path):
                     self._resolve(m.group(1), m.group(2), m.group(3))
+                elif path.rstrip("/") == "/api/models":
+                    self._list_models(parse_qs(urlparse(self.path).query))
+                elif m := _TREE_RE.match(path):
+                    query = parse_qs(urlparse(self.path).query)
+                    self._tree(m.group(1), m.group(2), m.group(3) or "", query)
                 elif m := _API_RE.match(path):
                     self._api(m.group(1), m.group(2))
                 else:
@@ -374,6 +442,107 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             ).encode()
             self._reply(200, {"Content-Type": "application/json"}, body)
 
+        def _visible(self, repo: _Repo) -> bool:
+            token = repo.private_token
+            return token is None or self.headers.get("Authorization", "") == f"Bearer {token}"
+
+        def _list_models(self, query: dict[str, list[str]]) -> None:
+            def arg(name: str) -> str | None:
+                values = query.get(name)
+                return values[0] if values else None
+
+            search = (arg("search") or "").lower()
+            author = arg("author")
+            filters = query.get("filter", [])
+            with hub._lock:
+                repos = [r for r in hub._repos.values() if self._visible(r)]
+            out = []
+            for repo in repos:
+                owner = repo.name.split("/")[0]
+                has_gguf = any(p.lower().endswith(".gguf") for p in repo.files)
+                tags = list(repo.tags) + (["gguf"] if has_gguf and "gguf" not in repo.tags else [])
+                if search and search not in repo.name.lower():
+                    continue
+                if author and owner.lower() != author.lower():
+                    continue
+                if any(f not in tags for f in filters):
+                    continue
+                item: dict[str, object] = {
+                    "_id": repo.commit[:24],
+                    "id": repo.name,
+                    "modelId": repo.name,
+                    "author": owner,
+                    "downloads": repo.downloads,
+                    "likes": repo.likes,
+                    "lastModified": repo.last_modified,
+                    "gated": "manual" if repo.gated_token else False,
+                    "private": repo.private_token is not None,
+                    "tags": tags,
+                    "library_name": "gguf" if has_gguf else None,
+                }
+                if repo.gguf is not None:
+                    item["gguf"] = repo.gguf
+                out.append(item)
+            key = {"lastModified": "lastModified", "likes": "likes"}.get(
+                arg("sort") or "", "downloads"
+            )
+            out.sort(key=lambda item: item[key], reverse=True)  # type: ignore[arg-type,return-value]
+            limit = arg("limit")
+            if limit and limit.isdigit():
+                out = out[: int(limit)]
+            self._reply(200, {"Content-Type": "application/json"}, json.dumps(out).encode())
+
+        def _tree(
+            self, repo_name: str, revision: str, folder: str, query: dict[str, list[str]]
+        ) -> None:
+            repo = hub._repos.get(repo_name)
+            if repo is None or not self._visible(repo):
+                self._error(401, "RepoNotFound", "Repository not found")
+                return
+            ok, status = self._auth_ok(repo)
+            if not ok:
+                self._error(status, "GatedRepo", "Access to model is restricted")
+                return
+            if revision not in ("main", repo.commit) and not any(
+                f.revision == revision for f in repo.files.values()
+            ):
+                self._error(404, "RevisionNotFound", "Invalid rev id")
+                return
+            recursive = (query.get("recursive") or ["false"])[0].lower() in ("1", "true")
+            prefix = folder.strip("/") + "/" if folder.strip("/") else ""
+            entries: dict[str, dict[str, object]] = {}
+            for path, f in sorted(repo.files.items()):
+                if not path.startswith(prefix):
+                    continue
+                rest = path[len(prefix) :]
+                parts = rest.split("/")
+                for depth in range(1, len(parts)):  # the folders on the way
+                    if depth > 1 and not recursive:
+                        break
+                    sub = prefix + "/".join(parts[:depth])
+                    entries.setdefault(
+                        sub,
+                        {
+                            "type": "directory",
+                            "oid": hashlib.sha1(sub.encode()).hexdigest(),
+                            "size": 0,
+                            "path": sub,
+                        },
+                    )
+                if len(parts) > 1 and not recursive:
+                    continue
+                entry: dict[str, object] = {
+                    "type": "file",
+                    "oid": f.git_sha1,
+                    "size": f.size,
+                    "path": path,
+                }
+                if f.lfs:
+                    entry["lfs"] = {"oid": f.sha256, "size": f.size, "pointerSize": 134}
+                entries[path] = entry
+            body = json.dumps(list(entries.values())).encode()
+            self._reply(200, {"Content-Type": "application/json"}, body)
+
         def _blob(self, path: str) -> None:
             m = re.match(r"^/blobs/([0-9a-f]{64})$", path)
             hub_file = hub._blobs.get(m.group(1)) if m else None
@@ -419,17 +588,20 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
         def _stream(self, hub_file: HubFile, start: int, end: int) -> None:
             faults = hub.faults
+            targeted = faults.only_file is None or faults.only_file == hub_file.path
             drop_at = None
-            if faults.drop_after is not None and hub._take("drop"):
+            if targeted and faults.drop_after is not None and hub._take("drop"):
                 drop_at = faults.drop_after
             stall_at = None
-            if faults.stall_after is not None and hub._take("stall"):
+            if targeted and faults.stall_after is not None and hub._take("stall"):
                 stall_at = faults.stall_after
+            corrupt = targeted and faults.corrupt
+            rate = faults.rate if targeted else None
             simple = (
                 drop_at is None
                 and stall_at is None
-                and not faults.corrupt
-                and faults.rate is None
+                and not corrupt
+                and rate is None
                 and hub_file.source is not None
             )
             if simple:
@@ -455,15 +627,15 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     stall_at = None
                     continue
                 data = hub_file.read(pos, pos + n)
-                if faults.corrupt:
+                if corrupt:
                     data = bytes(b ^ 0x5A for b in data[:16]) + data[16:]
                 self.wfile.write(data)
                 with hub._lock:
                     hub.stats.body_bytes += len(data)
                 sent += len(data)
                 pos += len(data)
-                if faults.rate:
-                    ahead = sent / faults.rate - (time.monotonic() - began)
+                if rate:
+                    ahead = sent / rate - (time.monotonic() - began)
                     if ahead > 0:
                         time.sleep(ahead)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import time
@@ -25,6 +26,7 @@ from hanlin.engine.core.units import format_bytes, format_duration, format_rate
 from hanlin.engine.models.catalog import CatalogEntry
 from hanlin.engine.models.gguf_info import GGUFInfo, read_gguf_info
 from hanlin.engine.store.model_store import InstalledModel, ModelStore, PartialDownload
+from hanlin.engine.store.shards import display_name, shard_files
 
 FIT_LABELS = {"fits": "fits", "tight": "tight", "wont_fit": "won't"}
 ROLE_LABELS = {
@@ -145,6 +147,15 @@ def _row(
     status = "installed" if model else "partial" if partial else "available"
     where = model or partial
     info = _header(model)
+    shards = (
+        len(model.files)
+        if model
+        else partial.shards
+        if partial
+        else len(shard_files(entry.file))
+        if entry
+        else 1
+    )
     size = (
         model.size_bytes
         if model
@@ -156,9 +167,9 @@ def _row(
         entry.name
         if entry
         else (
-            Path(model.file or model.path.name).stem
+            Path(display_name(model.file or model.path.name)).stem
             if model
-            else Path(partial.file or partial.part_path.name).stem
+            else Path(display_name(partial.file or partial.part_path.name)).stem
             if partial
             else model_id
         )
@@ -179,7 +190,11 @@ def _row(
         "publisher": entry.publisher if entry else None,
         "repo": entry.repo if entry else (where.repo if where else None),
         "file": entry.file if entry else (where.file if where else None),
+        # a split model: how many files it is (each `NAME-0000i-of-0000N.gguf`), 1 otherwise
+        "shards": shards,
         "source": model.source if model else ("catalog" if entry else "hub"),
+        # where `hanlin models scan` found it: hf-cache | ollama | lmstudio | folder
+        "origin": getattr(model, "origin", None) if model else None,
         "context_length": entry.context_length if entry else None,
         "license": entry.license if entry else None,
         "description": entry.description if entry else None,
@@ -199,8 +214,13 @@ def _estimated_size(row: dict[str, Any]) -> str:
 
 def _list(store: ModelStore, *, as_json: bool) -> int:
     data = rows(store)
+    from hanlin.desktop.cli.remote_cmd import print_remote_rows, remote_rows
+
+    remote, problems = remote_rows()  # the models of `hanlin remote add` servers
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
     if as_json:
-        json.dump(data, sys.stdout, indent=2)
+        json.dump(data + remote, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     width = 36
@@ -216,6 +236,8 @@ def _list(store: ModelStore, *, as_json: bool) -> int:
             status = f"partial {row['percent']:.0f}%" if row["percent"] is not None else "partial"
         elif status == "available":
             status = "-"
+        elif row.get("origin"):
+            status = f"installed ({row['origin']})"
         fit = FIT_LABELS.get((row["fit"] or {}).get("level", ""), "")
         role = ROLE_LABELS.get(tuple(row["roles"]), ",".join(row["roles"]))
         ident = row["id"] if len(row["id"]) <= width else row["id"][: width - 1] + "…"
@@ -223,6 +245,7 @@ def _list(store: ModelStore, *, as_json: bool) -> int:
             f"{ident:<{width}} {_estimated_size(row):>7} {row['quantization'] or '':<7}"
             f" {role:<8} {fit:<6} {status}"
         )
+    print_remote_rows(remote, width)
     installed = sum(1 for r in data if r["installed"])
     print(
         f"\n{installed} installed. Download one with `hanlin models pull ID`;"
@@ -236,6 +259,10 @@ def _list(store: ModelStore, *, as_json: bool) -> int:
 
 def _eta(seconds: float | None) -> str:
     return format_duration(seconds, unknown="--:--")
+
+
+#: what the store's progress says while a split model's shard arrives: "(shard 2 of 3)"
+_SHARD_DETAIL = re.compile(r"\(shard (\d+) of (\d+)\)")
 
 
 class ProgressPrinter:
@@ -267,9 +294,13 @@ class ProgressPrinter:
         pct = f"{100 * done / total:5.1f}%" if total else "   ?  "
         amount = f"{format_bytes(done)}/{format_bytes(total)}" if total else format_bytes(done)
         rate = format_rate(p.rate) or "-- /s"
+        # a split model: one bar over all shards, and which shard is arriving now
+        shard = _SHARD_DETAIL.search(p.detail or "")
         if self.tty:
             cols = shutil.get_terminal_size((80, 20)).columns
             text = f" {pct}  {amount}  {rate}  ETA {_eta(p.eta)}"
+            if shard:
+                text += f"  shard {shard.group(1)}/{shard.group(2)}"
             bar_w = max(10, min(40, cols - len(text) - 4))
             filled = int(bar_w * (done / total)) if total else 0
             bar = "█" * filled + "░" * (bar_w - filled)
@@ -281,8 +312,9 @@ class ProgressPrinter:
             if now - self._last_line < self.line_interval and not finished and done:
                 return
             self._last_line = now
+            where = f", shard {shard.group(1)} of {shard.group(2)}" if shard else ""
             self.stream.write(
-                f"{self.label}: {pct.strip()} ({amount}) at {rate}, ETA {_eta(p.eta)}\n"
+                f"{self.label}: {pct.strip()} ({amount}) at {rate}, ETA {_eta(p.eta)}{where}\n"
             )
         self.stream.flush()
 
@@ -308,17 +340,15 @@ def _pull(store: ModelStore, ref: str) -> int:
     except KeyboardInterrupt:
         printer.close()
         kept = ""
-        partial = next(
-            (
-                p
-                for p in store.partials()
-                if p.id == ref or (p.repo and p.file and ref.endswith(f"{p.repo}/{p.file}"))
-            ),
-            None,
-        )
+        partial = store.find_partial(ref)
         if partial is not None:
             total = f" of {format_bytes(partial.total)}" if partial.total else ""
-            kept = f" {format_bytes(partial.bytes_done)}{total} kept in {partial.part_path}."
+            where = (
+                f"{partial.part_path.parent} ({partial.shards} shards)"
+                if partial.shards > 1
+                else str(partial.part_path)
+            )
+            kept = f" {format_bytes(partial.bytes_done)}{total} kept in {where}."
         print(
             f"Interrupted.{kept} Run `hanlin models pull {ref}` again to resume.", file=sys.stderr
         )
@@ -328,7 +358,8 @@ def _pull(store: ModelStore, ref: str) -> int:
     result = store.last_download
     if result is not None and result.resumed_from:
         print(f"Resumed from {format_bytes(result.resumed_from)}.", file=sys.stderr)
-    print(f"Installed {model.id} ({format_bytes(model.size_bytes)}): {model.path}")
+    shards = f", {len(model.files)} shards" if len(model.files) > 1 else ""
+    print(f"Installed {model.id} ({format_bytes(model.size_bytes)}{shards}): {model.path}")
     return 0
 
 
@@ -337,7 +368,9 @@ def _is_installed(store: ModelStore, ref: str) -> bool:
         model = store.resolve(ref)
     except HanlinError:  # not installed, unknown, a bad ref: the pull says which
         return False
-    return model.source != "import" or store.get(model.id) is not None
+    if model.source == "import" and store.get(model.id) is None:
+        return False
+    return store.is_complete(model)  # a split model missing a shard: the pull repairs it
 
 
 # --------------------------------------------------------------------------- import / rm / use
@@ -358,18 +391,31 @@ def _rm(store: ModelStore, model_id: str) -> int:
     partial = store.partial(model_id)
     store.remove(model_id)
     if model is not None:
+        shards = f"{len(model.files)} shards, " if len(model.files) > 1 else ""
         if store.owns_path(model.path):
-            print(f"Removed {model_id} ({format_bytes(model.size_bytes)} freed)")
+            print(f"Removed {model_id} ({shards}{format_bytes(model.size_bytes)} freed)")
         else:
-            print(f"Unregistered {model_id}; the file stays where it was: {model.path}")
+            where = (
+                f"files stay where they were (first shard: {model.path})"
+                if shards
+                else f"file stays where it was: {model.path}"
+            )
+            print(f"Unregistered {model_id}; the {where}")
     if partial is not None:
-        print(f"Removed the partial download of {model_id} ({format_bytes(partial.bytes_done)})")
+        shards = f"{partial.shards} shards, " if partial.shards > 1 else ""
+        print(
+            f"Removed the partial download of {model_id}"
+            f" ({shards}{format_bytes(partial.bytes_done)})"
+        )
     return 0
 
 
 def _use(store: ModelStore, model_id: str, role: str) -> int:
+    from hanlin.desktop.cli.remote_cmd import use_remote
     from hanlin.engine.core.settings import update_settings
 
+    if use_remote(model_id, role):  # NAME/MODEL of a `hanlin remote add` server
+        return 0
     model = store.resolve(model_id)  # ModelNotInstalledError says how to pull it
     value = model.id if store.get(model.id) is not None else str(model.path)
     entry = model.catalog_entry or store.catalog.find(model.id)

@@ -175,25 +175,38 @@ def row_from_installed(model: Any) -> ModelRow:
         return replace(row_from_entry(entry), id=model.id)
     path = Path(model.path)
     source = getattr(model, "source", "import") or "import"
+    origin = getattr(model, "origin", None)
+    description = (
+        f"Imported from {path}"
+        if source == "import"
+        else f"Pulled from the Hub: {model.repo}/{model.file}"
+    )
+    if origin:  # found by a disk scan, registered in place
+        description = (
+            f"Found in {_origin_label(origin)}: {path} — removing it from Hanlin keeps the file"
+        )
     return ModelRow(
         id=model.id,
-        name=path.stem if source == "import" else model.id,
+        name=path.stem if source == "import" and origin != "ollama" else model.id,
         family=getattr(model, "family", None) or "unknown",
         parameters="",
         quantization="",
         size_bytes=getattr(model, "size_bytes", None),
         roles=("chat", "completion"),
         license="",
-        description=(
-            f"Imported from {path}"
-            if source == "import"
-            else f"Pulled from the Hub: {model.repo}/{model.file}"
-        ),
+        description=description,
         source=source,
         repo=getattr(model, "repo", None),
         file=getattr(model, "file", None),
         in_catalog=False,
     )
+
+
+def _origin_label(origin: str) -> str:
+    """The words for where a scan found a model ("Ollama", …; engine/store/disk_scan.py)."""
+    from hanlin.engine.store.disk_scan import ORIGIN_LABELS
+
+    return ORIGIN_LABELS.get(origin, origin)
 
 
 def _hub_ref(partial: Any) -> str | None:
@@ -203,10 +216,11 @@ def _hub_ref(partial: Any) -> str | None:
 
 def row_from_partial(partial: Any) -> ModelRow:
     """A row for a partial Hub download that has no catalog entry (Resume continues it)."""
-    file = Path(partial.file)
+    from hanlin.engine.store.shards import display_name
+
     return ModelRow(
         id=partial.id,
-        name=file.stem,
+        name=Path(display_name(partial.file)).stem,
         family="unknown",
         parameters="",
         quantization="",
@@ -536,7 +550,9 @@ class CatalogTableModel(QAbstractTableModel):
             return " · ".join(p for p in parts if p)
         if row.installed_path is not None:
             used = self._used_for(row)
-            return f"Installed · {used}" if used else "Installed"
+            origin = getattr(self._installed.get(row.id), "origin", None)
+            label = f"Installed ({_origin_label(origin)})" if origin else "Installed"
+            return f"{label} · {used}" if used else label
         if row.partial_done is not None:
             pct = percent(row.partial_done, row.partial_total or row.size_bytes)
             if pct is None:

@@ -10,6 +10,10 @@ token), so the GUI thread never waits on the network or the disk.
 - Progress: the runner delivers the newest `Progress` (coalesced); this class only
   remembers it, and a timer pushes it into the table model every `interval_ms`
   (qutebrowser's way), so a fast download never floods the view with repaints.
+- A split model (`NAME-00001-of-0000N.gguf`, …) is one row with one bar: the store
+  reports bytes over the whole set against its total size, so the bar, the percentage and
+  the ETA never restart at a shard boundary; Pause keeps every finished shard and the
+  current `.part`, Cancel deletes them all.
 """
 
 from __future__ import annotations
@@ -221,8 +225,9 @@ def remove_partial(store: Any, model_id: str) -> None:
         store.remove(model_id)
     for partial in store.partials():  # whatever the store left behind
         if partial.id == model_id:
-            with contextlib.suppress(FileNotFoundError):
-                partial.part_path.unlink()
+            for path in getattr(partial, "files", None) or [partial.part_path]:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # every shard of a split model's partial download
 
 
 def _state_from(model_id: str, progress: Progress, previous: DownloadState | None) -> DownloadState:

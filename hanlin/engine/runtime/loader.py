@@ -40,13 +40,14 @@ from hanlin.engine.core.cancel import NEVER_CANCELLED, CancelToken, Progress, Pr
 from hanlin.engine.core.errors import Cancelled, ModelFileError, ModelLoadError
 from hanlin.engine.models.families import FamilyBehavior, family_for, guess_family
 from hanlin.engine.models.fit import default_n_ctx
-from hanlin.engine.models.gguf_info import GGUFInfo, read_gguf_info
+from hanlin.engine.models.gguf_info import GGUFInfo
 from hanlin.engine.runtime.hardware import HardwareInfo, detect_hardware
 from hanlin.engine.runtime.llama_log import (
     clear_recent_log,
     ensure_llama_logs_routed,
     recent_llama_log,
 )
+from hanlin.engine.store.shards import read_model_info
 
 if TYPE_CHECKING:
     import llama_cpp
@@ -367,7 +368,7 @@ def load_model(
         raise ModelFileError(
             f"{path} does not exist", "check the path, or run `hanlin models list`"
         )
-    info = read_gguf_info(path)
+    info = read_model_info(path)  # a split model: every shard present and whole, else named
     cancel.raise_if_cancelled()
 
     hw = detect_hardware()

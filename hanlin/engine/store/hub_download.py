@@ -384,6 +384,41 @@ def resolve_remote(
     )
 
 
+def list_repo_files(
+    repo: str,
+    revision: str | None = None,
+    *,
+    options: DownloadOptions | None = None,
+    cancel: CancelToken | None = None,
+) -> list[str]:
+    """Every file path in `repo` at `revision` (sub-folders included), from the model info.
+
+    Used to find a shard set when a ref names a model by its stem (`FOLDER/NAME.gguf`) and
+    the repository holds only `NAME-00001-of-0000N.gguf`, … Errors are mapped like a pull's.
+    """
+    from huggingface_hub import HfApi
+
+    options = options or DownloadOptions()
+    cancel = cancel or NEVER_CANCELLED
+    revision = revision or "main"
+    if is_offline():
+        raise offline_error()
+    api = HfApi(endpoint=hub_endpoint(), token=hub_token() or False)
+    attempt = 0
+    while True:
+        cancel.raise_if_cancelled()
+        try:
+            info = api.model_info(repo, revision=revision, timeout=options.connect_timeout)
+            break
+        except _hub_failures() as exc:
+            attempt += 1
+            if not _is_transient_hf_error(exc) or attempt > options.max_retries:
+                raise _map_hub_error(exc, repo, "", revision) from exc
+            if cancel.wait(_backoff(options, attempt)):
+                cancel.raise_if_cancelled()
+    return [s.rfilename for s in (info.siblings or [])]
+
+
 # --------------------------------------------------------------------------- transfer
 
 
@@ -659,6 +694,7 @@ __all__ = [
     "hub_endpoint",
     "hub_token",
     "is_offline",
+    "list_repo_files",
     "offline_error",
     "parse_hub_ref",
     "resolve_remote",
