@@ -28,6 +28,8 @@ File shape (every key optional):
     top_p = 0.95
     n_ctx = 8192
     n_gpu_layers = -1                         # -1 = all layers on the GPU, 0 = CPU only
+    speculative = true                        # prompt-lookup drafting (default: on)
+    draft_model = "qwen2.5-coder-0.5b-instruct-q4km"  # a small same-tokenizer drafter
 
     [system_presets]
     "Code reviewer" = "You review code..."
@@ -89,6 +91,10 @@ class ModelSettings:
     n_ctx: int | None = None
     n_gpu_layers: int | None = None
     max_tokens: int | None = None
+    #: prompt-lookup speculative decoding (None = on where it helps, the default)
+    speculative: bool | None = None
+    #: a small same-tokenizer model that drafts tokens for this one (catalog id or GGUF path)
+    draft_model: str | None = None
     #: keys we do not know (a newer Hanlin's, or a typo), kept verbatim so a save never drops them
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -111,6 +117,8 @@ _MODEL_KEY_TYPES: dict[str, tuple[type, ...]] = {
     "n_ctx": (int,),
     "n_gpu_layers": (int,),
     "max_tokens": (int,),
+    "speculative": (bool,),
+    "draft_model": (str,),
 }
 
 
