@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:
 WIDTH, HEIGHT = 1280, 800
 
 #: catalog ids the shots use (they must exist in engine/model_catalog.toml)
-DOWNLOADING_ID = "qwen2.5-coder-1.5b-instruct-q4km"
+DOWNLOADING_ID = "qwen3-1.7b-q4km"
 INSTALLED_ID = "qwen2.5-coder-0.5b-base-q4km"
 PARTIAL_ID = "qwen3-0.6b-q4km"
 

@@ -82,6 +82,32 @@ FAMILIES: dict[str, TinyFamily] = {
         add_bos=True,
         fim=("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"),
     ),
+    # CodeGeeX4-ALL-9B's GLM-4 vocabulary: its chat markers and <|code_*|> FIM tokens
+    # (llama.cpp's `chatglm` layout differs; the tiny model uses llama's, the vocabulary
+    # and GLM's `chatglm-bpe` pre-tokenizer are what FIM detection and prompts need)
+    "codegeex4": TinyFamily(
+        arch="llama",
+        pre="chatglm-bpe",
+        specials=(
+            "<|endoftext|>",
+            "[MASK]",
+            "[gMASK]",
+            "[sMASK]",
+            "<sop>",
+            "<eop>",
+            "<|system|>",
+            "<|user|>",
+            "<|assistant|>",
+            "<|observation|>",
+            "<|code_prefix|>",
+            "<|code_middle|>",
+            "<|code_suffix|>",
+        ),
+        eos="<|endoftext|>",
+        bos=None,
+        add_bos=False,
+        fim=("<|code_prefix|>", "<|code_suffix|>", "<|code_middle|>"),
+    ),
 }
 
 # A few merges so the vocabulary is a real BPE one (left, right) -> left+right.
@@ -163,6 +189,7 @@ def write_tiny_fim_gguf(
     eager_specials: bool = False,
     extra_normal_tokens: tuple[str, ...] = (),
     chat_template: str | None = None,
+    declare_fim: bool = True,
 ) -> Path:
     """Write a tiny random-weight model of `family` to `path` (overwritten) and return it.
 
@@ -173,6 +200,9 @@ def write_tiny_fim_gguf(
     top logit and greedy decoding emits one at once (for "never show specials" tests).
     `extra_normal_tokens` adds ordinary (NORMAL) tokens, e.g. `</s>`, which the real
     Qwen2.5 vocabulary has as an ordinary token (id 128247) and llama.cpp promotes.
+    `declare_fim=False` leaves out the `tokenizer.ggml.fim_*` keys, as in GGUFs converted
+    before they existed (THUDM's 2024 CodeGeeX4 GGUFs): llama.cpp then finds the FIM
+    tokens by their text.
     """
     import gguf
 
@@ -210,14 +240,15 @@ def write_tiny_fim_gguf(
     if chat_template is not None:
         writer.add_chat_template(chat_template)
     pre, suf, mid = fam.fim
-    writer.add_uint32(gguf.Keys.Tokenizer.FIM_PRE_ID, index[pre])
-    writer.add_uint32(gguf.Keys.Tokenizer.FIM_SUF_ID, index[suf])
-    writer.add_uint32(gguf.Keys.Tokenizer.FIM_MID_ID, index[mid])
-    for key, text in (
+    fim_keys = (
+        (gguf.Keys.Tokenizer.FIM_PRE_ID, pre),
+        (gguf.Keys.Tokenizer.FIM_SUF_ID, suf),
+        (gguf.Keys.Tokenizer.FIM_MID_ID, mid),
         (gguf.Keys.Tokenizer.FIM_PAD_ID, fam.pad),
         (gguf.Keys.Tokenizer.FIM_REP_ID, fam.repo),
         (gguf.Keys.Tokenizer.FIM_SEP_ID, fam.sep),
-    ):
+    )
+    for key, text in fim_keys if declare_fim else ():
         if text:
             writer.add_uint32(key, index[text])
 

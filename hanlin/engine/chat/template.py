@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
+from hanlin.engine.chat.thinking import prompt_opens_thinking
 from hanlin.engine.core.errors import GenerationError, HanlinError
 
 if TYPE_CHECKING:
@@ -273,7 +274,12 @@ def render_chat_prompt(
     """
     source = template or CHATML_TEMPLATE
     context = {
-        "messages": [{"role": m.role, "content": m.content} for m in messages],
+        # `extra`: fields some turns carry for the template (an assistant's `tool_calls`,
+        # a tool result's `tool_call_id` / `name`), as Hugging Face chat templates read them
+        "messages": [
+            {"role": m.role, "content": m.content, **(getattr(m, "extra", None) or {})}
+            for m in messages
+        ],
         "add_generation_prompt": add_generation_prompt,
         "bos_token": bos_token,
         "eos_token": eos_token,
@@ -320,11 +326,24 @@ def _pick_mark(texts: Sequence[str]) -> str:
 class ChatPrompter:
     """Renders and tokenizes a conversation for one loaded model (under its lock)."""
 
-    def __init__(self, model: LoadedModel, behavior: FamilyBehavior, thinking: bool) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        behavior: FamilyBehavior,
+        thinking: bool,
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
         self.session = model.session
-        self.template = model.chat_template
+        # a GGUF without a template gets its family's (GLM's `[gMASK]<sop>` format), else ChatML
+        self.template = model.chat_template or behavior.default_template
         self.variables = behavior.template_variables(thinking)
+        if tools:  # OpenAI-style function specs, the `tools` Qwen/GLM templates render
+            self.variables = {**self.variables, "tools": list(tools)}
         self.soft_switch = behavior.soft_switch_suffix(thinking, self.template)
+        # families trained on a prompt that opens <think> (Qwen3-Thinking-2507) get it even
+        # from a template that does not write it
+        self.think_open = behavior.forced_think_open(thinking)
         s = self.session
         self.bos_text = s.detokenize([s.bos]) if s.bos >= 0 else ""
         eos = model.llama.token_eos()
@@ -349,7 +368,7 @@ class ChatPrompter:
 
     def prompt(self, messages: Sequence[_Message]) -> tuple[list[int], str]:
         """(token ids, prompt text) for `messages`; message contents tokenize as text."""
-        turns = [_Turn(m.role, m.content) for m in messages]
+        turns = [_Turn(m.role, m.content, getattr(m, "extra", None)) for m in messages]
         if self.soft_switch:
             last_user = max((i for i, m in enumerate(turns) if m.role == "user"), default=None)
             if last_user is not None:
@@ -366,6 +385,8 @@ class ChatPrompter:
             eos_token=self.eos_text,
             variables=self.variables,
         )
+        if self.think_open and not prompt_opens_thinking(text):
+            text += self.think_open
         s = self.session
         pieces = text.split(mark) if mark else [text]
         ids: list[int] = []
@@ -378,8 +399,9 @@ class ChatPrompter:
 
 
 class _Turn:
-    __slots__ = ("content", "role")
+    __slots__ = ("content", "extra", "role")
 
-    def __init__(self, role: str, content: str) -> None:
+    def __init__(self, role: str, content: str, extra: Mapping[str, Any] | None = None) -> None:
         self.role = role
         self.content = content
+        self.extra = extra

@@ -29,9 +29,12 @@ class ThinkSplitter:
     """Splits streamed text into thinking and answer, with tags that may arrive in pieces.
 
     A reasoning block is recognised only at the start of the reply (leading
-    whitespace aside) or when the prompt already opened it (`in_thinking=True`,
-    DeepSeek-R1 templates end with `<think>\\n`), so an answer that talks about
-    `<think>` tags is left alone.
+    whitespace aside) or when the prompt already opened it (`in_thinking=True`:
+    DeepSeek-R1 and Qwen3-Thinking-2507 templates end with `<think>\\n`, so the reply
+    holds only the closing `</think>`), so an answer that talks about `<think>` tags is
+    left alone. A model that opens the block again although the prompt did (a template
+    and a model that disagree) has that second opening tag dropped, not shown as
+    reasoning.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class ThinkSplitter:
         self._state = "thinking" if in_thinking else "start"
         self._buf = ""
         self._thinking_started = False
+        self._reopen_checked = False  # a block opened by the prompt, opened again by the model
         self._answer_started = False
         self.saw_thinking = in_thinking
         self.thinking_parts: list[str] = []
@@ -87,11 +91,22 @@ class ThinkSplitter:
                     self._buf = stripped[len(self.open_tag) :]
                     self._state = "thinking"
                     self.saw_thinking = True
+                    self._reopen_checked = True
                     continue
                 if self.open_tag.startswith(stripped):
                     break  # could still become the opening tag
                 self._state = "answer"
             elif self._state == "thinking":
+                if not self._thinking_started and not self._reopen_checked:
+                    stripped = self._buf.lstrip()
+                    if not stripped:
+                        break
+                    if stripped.startswith(self.open_tag):
+                        self._buf = stripped[len(self.open_tag) :]
+                    elif self.open_tag.startswith(stripped):
+                        break  # could still become a repeated opening tag
+                    self._reopen_checked = True
+                    continue
                 i = self._buf.find(self.close_tag)
                 if i >= 0:
                     self._emit("thinking", self._buf[:i], out)

@@ -300,7 +300,7 @@ class CompletionEngine:
                 raise GenerationError(
                     "The completion model was closed", "load a model again to get completions"
                 )
-            prompt = self._build_prompt(request)
+            prompt = self._build_prompt(request, multiline)
             try:
                 evaluated, cached, timed_out = self._evaluate(prompt, request, cancel, started)
             except Cancelled:
@@ -392,8 +392,11 @@ class CompletionEngine:
             )
         )
 
-    def _build_prompt(self, request: CompletionRequest) -> FimPrompt:
-        """The prompt, shrunk until it and the answer fit the context window."""
+    def _build_prompt(self, request: CompletionRequest, multiline: bool) -> FimPrompt:
+        """The prompt, shrunk until it and the answer fit the context window.
+
+        `multiline` picks the mode of templates that declare one (CodeGeeX4's LINE/BLOCK).
+        """
         n_ctx = int(getattr(self.model, "n_ctx", 0) or self.model.session.n_ctx)
         room = n_ctx - max(1, request.max_tokens) - 1
         limits = self.limits
@@ -408,6 +411,7 @@ class CompletionEngine:
                 extra_context=request.extra_context,
                 repo_name=request.repo_name,
                 limits=limits,
+                multiline=multiline,
             )
             if len(prompt.tokens) <= room:
                 return prompt

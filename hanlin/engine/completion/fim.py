@@ -3,9 +3,11 @@
 Code models are trained to complete the *middle* of a file given the text
 before and after the cursor, marked with special tokens that differ per family
 (Qwen2.5-Coder's `<|fim_prefix|>`, DeepSeek-Coder's `<｜fim▁begin｜>`,
-StarCoder's `<fim_prefix>`). llama-cpp-python's high-level `suffix=` path does
-not use those tokens, and tokenizing a string that *contains* them is fragile,
-so prompts are assembled here as token ids with the specials inserted as ids.
+StarCoder's `<fim_prefix>`, CodeGeeX4's `<|code_suffix|>`, which also puts the suffix
+first and wraps the whole request in a chat turn with `###PATH:`/`###LANGUAGE:` lines).
+llama-cpp-python's high-level `suffix=` path does not use those tokens, and tokenizing
+a string that *contains* them is fragile, so prompts are assembled here as token ids
+with the specials inserted as ids.
 
 Templates live in a registry (`FIM_TEMPLATES`), not an if/elif chain: a new
 family is one `register_template` call. `detect_template` picks one from the
@@ -21,6 +23,7 @@ list and the KV cache can keep everything before it.
 from __future__ import annotations
 
 import ctypes
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,6 +61,12 @@ class FimTemplate:
     tokens where the family has them (Qwen2.5-Coder, StarCoder2); otherwise
     other files are written as comment-headed text before the current file.
     `stop` lists further special texts that end a completion.
+
+    Families whose FIM prompt is a chat turn (CodeGeeX4) add: `begin`, special texts
+    that open the prompt; `header`, text after them with `{context}` (other files, each
+    written with `context_item` and its `{path}`/`{code}`), `{path}`, `{language}` and
+    `{mode}` (LINE or BLOCK) filled in; `suffix_first` for the suffix-prefix-middle order;
+    and `end`/`end_text`, the special texts and text after the middle marker.
     """
 
     name: str
@@ -68,6 +77,12 @@ class FimTemplate:
     file_sep: str | None = None
     stop: tuple[str, ...] = ()
     families: tuple[str, ...] = ()
+    suffix_first: bool = False
+    begin: tuple[str, ...] = ()
+    header: str | None = None
+    context_item: str | None = None
+    end: tuple[str, ...] = ()
+    end_text: str = ""
 
     @property
     def is_fim(self) -> bool:
@@ -80,8 +95,17 @@ class FimTemplate:
         Generation stops at these ids; they are never matched as text in an answer
         (which texts are special there is the vocabulary's call: `LlamaVocab.special_texts`).
         """
-        texts = (self.prefix, self.suffix, self.middle, self.repo_name, self.file_sep, *self.stop)
-        return tuple(t for t in texts if t)
+        texts = (
+            self.prefix,
+            self.suffix,
+            self.middle,
+            self.repo_name,
+            self.file_sep,
+            *self.begin,
+            *self.end,
+            *self.stop,
+        )
+        return tuple(dict.fromkeys(t for t in texts if t))
 
 
 #: GGUF token types (gguf.TokenType) of ordinary text pieces: NORMAL, BYTE
@@ -139,6 +163,26 @@ register_template(
         families=("starcoder", "starcoder2"),
     )
 )
+# CodeGeeX4-ALL-9B (THUDM/CodeGeeX4 guides/Infilling_guideline.md): a user turn holding
+# ###PATH / ###LANGUAGE / ###MODE lines (other files as ###REFERENCE blocks first), then
+# <|code_suffix|>S<|code_prefix|>P<|code_middle|>, then the assistant turn's opening.
+# llama.cpp reads <|code_prefix|>/<|code_suffix|>/<|code_middle|> as the FIM tokens.
+register_template(
+    FimTemplate(
+        name="codegeex4",
+        prefix="<|code_prefix|>",
+        suffix="<|code_suffix|>",
+        middle="<|code_middle|>",
+        stop=("<|endoftext|>", "<|user|>", "<|observation|>", "<|assistant|>"),
+        families=("codegeex4",),
+        suffix_first=True,
+        begin=("[gMASK]", "<sop>", "<|user|>"),
+        header="\n{context}###PATH:{path}\n###LANGUAGE:{language}\n###MODE:{mode}\n",
+        context_item="###REFERENCE:\n###PATH:{path}\n{code}\n",
+        end=("<|assistant|>",),
+        end_text="\n",
+    )
+)
 register_template(
     FimTemplate(
         name="prefix-only",
@@ -172,6 +216,50 @@ _COMMENT_BY_LANGUAGE: dict[str, str] = {
     "xml": "<!--",
     "markdown": "<!--",
 }
+
+
+#: LSP language ids -> the ###LANGUAGE: names CodeGeeX4 was trained with (its guide: the
+#: language's name, capitalised; blank when unknown)
+_CODEGEEX_LANGUAGES: dict[str, str] = {
+    "c": "C",
+    "cpp": "C++",
+    "csharp": "C#",
+    "cuda-cpp": "Cuda",
+    "dart": "Dart",
+    "go": "Go",
+    "haskell": "Haskell",
+    "html": "HTML",
+    "java": "Java",
+    "javascript": "JavaScript",
+    "javascriptreact": "JavaScript",
+    "json": "JSON",
+    "kotlin": "Kotlin",
+    "lua": "Lua",
+    "markdown": "Markdown",
+    "objective-cpp": "Objective-C++",
+    "pascal": "Pascal",
+    "php": "PHP",
+    "python": "Python",
+    "r": "R",
+    "ruby": "Ruby",
+    "rust": "Rust",
+    "scala": "Scala",
+    "shellscript": "Shell",
+    "sql": "SQL",
+    "swift": "Swift",
+    "latex": "TeX",
+    "tex": "TeX",
+    "plaintext": "Text",
+    "typescript": "TypeScript",
+    "typescriptreact": "TypeScript",
+    "vue": "Vue",
+    "xml": "XML",
+}
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """`template` with each `{name}` replaced once (inserted text is never scanned again)."""
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 def comment_marker(language: str | None, filename: str | None = None) -> str:
@@ -454,6 +542,7 @@ def build_prompt(
     extra_context: Sequence[ContextChunk] = (),
     repo_name: str | None = None,
     limits: PromptLimits | None = None,
+    multiline: bool | None = None,
 ) -> FimPrompt:
     """Assemble the token ids of a completion prompt for `template`.
 
@@ -464,6 +553,9 @@ def build_prompt(
     - families without file tokens (DeepSeek-Coder): chunks as `# a.py` comment-headed text at the
       start of the prefix segment.
     - prefix-only: BOS (if the vocabulary wants one), comment-headed chunks, then the prefix.
+    - CodeGeeX4 (a `header` template): `[gMASK]<sop><|user|>` and the header (other files as
+      ###REFERENCE blocks, then ###PATH/###LANGUAGE/###MODE — LINE when `multiline` is
+      False), `<|code_suffix|>S<|code_prefix|>P<|code_middle|><|assistant|>\\n`.
     """
     limits = limits or PromptLimits()
     prefix_text = window_prefix(prefix, limits)
@@ -476,6 +568,19 @@ def build_prompt(
     tokens: list[int] = []
     if tokenizer.add_bos and tokenizer.bos_id is not None:
         tokens.append(tokenizer.bos_id)
+
+    if template.header is not None:
+        return _build_chat_fim(
+            tokenizer,
+            template,
+            tokens,
+            prefix_text=prefix_text,
+            suffix_text=suffix_text,
+            chunks=chunks,
+            filename=filename,
+            language=language,
+            multiline=multiline,
+        )
 
     file_sep = special(template.file_sep)
     repo = special(template.repo_name)
@@ -516,4 +621,62 @@ def build_prompt(
         tokens += tokenizer.tokenize(prefix_text)
 
     stop_ids = frozenset(i for i in (special(t) for t in template.special_texts) if i is not None)
+    return FimPrompt(tokens, template.name, stop_ids, prefix_text, suffix_text)
+
+
+def _build_chat_fim(
+    tokenizer: Tokenizer,
+    template: FimTemplate,
+    tokens: list[int],
+    *,
+    prefix_text: str,
+    suffix_text: str,
+    chunks: Sequence[ContextChunk],
+    filename: str | None,
+    language: str | None,
+    multiline: bool | None,
+) -> FimPrompt:
+    """A FIM prompt that is a chat turn (CodeGeeX4): specials as ids, the rest as text."""
+
+    def special(text: str) -> int:
+        found = tokenizer.token_id(text)
+        if found is None:
+            raise ValueError(f"the model's vocabulary lacks {text!r} ({template.name} FIM)")
+        return found
+
+    assert template.header is not None and template.is_fim
+    context = "".join(
+        _fill(template.context_item or "", {"path": c.filename, "code": c.text.rstrip()})
+        for c in chunks
+    )
+    header = _fill(
+        template.header,
+        {
+            "context": context,
+            "path": filename or "",
+            "language": _CODEGEEX_LANGUAGES.get((language or "").lower(), ""),
+            "mode": "LINE" if multiline is False else "BLOCK",
+        },
+    )
+    tokens += [special(t) for t in template.begin]
+    tokens += tokenizer.tokenize(header)
+    pre, suf, mid = (
+        special(template.prefix or ""),
+        special(template.suffix or ""),
+        special(template.middle or ""),
+    )
+    body = (
+        [(suf, suffix_text), (pre, prefix_text)]
+        if template.suffix_first
+        else [(pre, prefix_text), (suf, suffix_text)]
+    )
+    for marker, text in body:
+        tokens.append(marker)
+        tokens += tokenizer.tokenize(text)
+    tokens.append(mid)
+    tokens += [special(t) for t in template.end]
+    tokens += tokenizer.tokenize(template.end_text)
+    # <|user|> opens the prompt and also ends an answer (the next turn's marker)
+    ids = (tokenizer.token_id(t) for t in template.special_texts)
+    stop_ids = frozenset(i for i in ids if i is not None)
     return FimPrompt(tokens, template.name, stop_ids, prefix_text, suffix_text)

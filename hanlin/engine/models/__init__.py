@@ -10,7 +10,15 @@ from hanlin.engine.core.lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "catalog": ["Catalog", "CatalogEntry", "Sampling", "load_catalog"],
+        "catalog": [
+            "Catalog",
+            "CatalogEntry",
+            "Sampling",
+            "is_projector_file",
+            "load_catalog",
+            "shard_files",
+            "split_shard_name",
+        ],
         "families": ["FamilyBehavior", "family_for", "guess_family"],
         "gguf_info": ["GGUFInfo", "read_gguf_info"],
         "fit": ["DEFAULT_N_CTX", "FitVerdict", "default_n_ctx", "fit_for_entry", "fit_for_file"],

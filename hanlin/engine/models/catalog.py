@@ -40,6 +40,13 @@ File shape:
     n_kv_heads = 8
     head_dim = 128
     # optional pins: revision = "<commit>", size_bytes = 123, sha256 = "<64 hex>"
+
+`file` is a path inside the repo and may name a sub-folder (`Q4_K_M/Model-Q4_K_M.gguf`, as
+unsloth's large repos do). A model split into shards (`-00001-of-00003.gguf`, llama.cpp's
+`gguf-split` names) is named by its *first* shard; `size_bytes` is then the total of all
+shards and `sha256` cannot be given (each shard has its own; the store checks each against
+the Hub's). Vision projectors (`mmproj-*.gguf`) are not models and are refused:
+`is_projector_file` tells the store and the Hub search the same.
 """
 
 from __future__ import annotations
@@ -68,6 +75,45 @@ MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _REV_RE = re.compile(r"^[0-9a-f]{40}$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: llama.cpp's split names: `<stem>-00001-of-00003.gguf`
+_SHARD_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
+#: a vision projector file (`mmproj-F16.gguf`, `mmproj-Model-Q8_0.gguf`, `Model-mmproj-f16.gguf`)
+_PROJECTOR_RE = re.compile(r"(^|[-_.])mmproj([-_.]|$)", re.IGNORECASE)
+
+
+def is_projector_file(name: str) -> bool:
+    """True for a vision projector (`mmproj-*.gguf`): a part of a multimodal model, never
+    a model of its own (llama.cpp cannot chat with it), so it is never listed as one."""
+    return bool(_PROJECTOR_RE.search(name.replace("\\", "/").rsplit("/", 1)[-1]))
+
+
+@dataclass(frozen=True)
+class ShardName:
+    """One file of a split GGUF: `<stem>-<index>-of-<count>.gguf`, folder kept in `stem`."""
+
+    stem: str
+    index: int
+    count: int
+
+    def file(self, index: int) -> str:
+        """The path of shard `index` (1-based) of the same set."""
+        return f"{self.stem}-{index:05d}-of-{self.count:05d}.gguf"
+
+
+def split_shard_name(name: str) -> ShardName | None:
+    """The shard parts of `name` (a file name or a path), or None when it is not a shard."""
+    match = _SHARD_RE.match(name)
+    if match is None:
+        return None
+    return ShardName(match["stem"], int(match["index"]), int(match["count"]))
+
+
+def shard_files(name: str) -> list[str]:
+    """Every file of the split set `name` belongs to, first shard first; `[name]` otherwise."""
+    shard = split_shard_name(name)
+    if shard is None or shard.count < 2 or not 1 <= shard.index <= shard.count:
+        return [name]
+    return [shard.file(i) for i in range(1, shard.count + 1)]
 
 
 #: the generation settings a catalog entry (or the user) may give a model
@@ -140,6 +186,15 @@ class CatalogEntry:
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    @property
+    def shard_files(self) -> list[str]:
+        """The repo paths to download: all shards of a split model, else just `file`."""
+        return shard_files(self.file)
+
+    @property
+    def is_sharded(self) -> bool:
+        return len(self.shard_files) > 1
 
     @property
     def hub_ref(self) -> str:
@@ -277,6 +332,41 @@ def _parse_sampling(table: Any, where: str, *, nested: bool = False) -> Sampling
     return Sampling(**values)
 
 
+def _check_file(file: str, label: str, *, sha256: object) -> None:
+    """A repo path to one model file: relative, `.gguf`, no projector, a split named by shard 1."""
+    parts = file.split("/")
+    if (
+        not file.lower().endswith(".gguf")
+        or file.startswith("/")
+        or "\\" in file
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise CatalogError(
+            f"{label}: file must be a relative path ending in .gguf, not {file!r}",
+            "sub-folders are written with `/`, e.g. `Q4_K_M/Model-Q4_K_M.gguf`",
+        )
+    if is_projector_file(file):
+        raise CatalogError(
+            f"{label}: `{parts[-1]}` is a vision projector (mmproj), not a model",
+            "name the model's own GGUF; projectors are not chat or completion models",
+        )
+    shard = split_shard_name(file)
+    if shard is not None:
+        if shard.count < 2 or not 1 <= shard.index <= shard.count:
+            raise CatalogError(f"{label}: `{parts[-1]}` is not a valid shard name")
+        if shard.index != 1:
+            raise CatalogError(
+                f"{label}: a split model is named by its first shard, not `{parts[-1]}`",
+                f"use `{shard.file(1)}`",
+            )
+        if sha256 is not None:
+            raise CatalogError(
+                f"{label}: a split model has one sha256 per shard, so `sha256` cannot pin it",
+                "leave sha256 out (each shard is checked against the Hub's); size_bytes is "
+                "the total of all shards",
+            )
+
+
 def _parse_entry(
     raw: Any, index: int, path: Path, presets: dict[str, Sampling], source: str
 ) -> CatalogEntry:
@@ -313,8 +403,7 @@ def _parse_entry(
     if not _REPO_RE.match(raw["repo"]):
         raise CatalogError(f"{label}: repo must look like OWNER/NAME, not {raw['repo']!r}")
     file = raw["file"]
-    if not file.endswith(".gguf") or file.startswith("/") or ".." in file.split("/"):
-        raise CatalogError(f"{label}: file must be a relative path ending in .gguf, not {file!r}")
+    _check_file(file, label, sha256=raw.get("sha256"))
     if raw["context_length"] < 128:
         raise CatalogError(f"{label}: context_length must be at least 128")
     roles = raw["roles"]
@@ -442,11 +531,15 @@ __all__ = [
     "Catalog",
     "CatalogEntry",
     "Sampling",
+    "ShardName",
     "close_matches",
     "did_you_mean",
+    "is_projector_file",
     "known_families",
     "load_catalog",
     "parse_catalog_file",
+    "shard_files",
     "shipped_catalog_path",
+    "split_shard_name",
     "unknown_model_error",
 ]

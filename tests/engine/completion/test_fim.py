@@ -41,6 +41,12 @@ def qwen_vocab(tmp_path_factory: pytest.TempPathFactory) -> LlamaVocab:
 
 
 @pytest.fixture(scope="module")
+def codegeex_vocab(tmp_path_factory: pytest.TempPathFactory) -> LlamaVocab:
+    path = write_tiny_fim_gguf(tmp_path_factory.mktemp("fim") / "tiny-cg.gguf", "codegeex4")
+    return _vocab(path)
+
+
+@pytest.fixture(scope="module")
 def deepseek_vocab(tmp_path_factory: pytest.TempPathFactory) -> LlamaVocab:
     path = write_tiny_fim_gguf(tmp_path_factory.mktemp("fim") / "tiny-ds.gguf", "deepseek-coder")
     return _vocab(path)
@@ -62,8 +68,10 @@ def _sdist_vocab(name: str, dest: Path) -> Path:
     return dest / member.name
 
 
-def test_registry_has_the_four_families_and_accepts_new_ones() -> None:
-    assert {"qwen2.5-coder", "deepseek-coder", "starcoder", "prefix-only"} <= set(FIM_TEMPLATES)
+def test_registry_has_the_five_families_and_accepts_new_ones() -> None:
+    assert {"qwen2.5-coder", "deepseek-coder", "starcoder", "codegeex4", "prefix-only"} <= set(
+        FIM_TEMPLATES
+    )
     qwen = get_template("qwen2.5-coder")
     assert (qwen.prefix, qwen.suffix, qwen.middle) == (
         "<|fim_prefix|>",
@@ -304,3 +312,94 @@ def test_suffix_window() -> None:
     limits = PromptLimits(suffix_lines=2, suffix_chars=1000)
     assert window_suffix("a\nb\nc\nd", limits) == "a\nb"
     assert window_suffix("y" * 5000, PromptLimits(suffix_chars=100)) == "y" * 100
+
+
+# CodeGeeX4-ALL-9B's infilling format (THUDM/CodeGeeX4 guides/Infilling_guideline.md):
+#   <|user|>\n###PATH:{path}\n###LANGUAGE:{lang}\n###MODE:{LINE/BLOCK}\n
+#   <|code_suffix|>{suffix}<|code_prefix|>{prefix}<|code_middle|><|assistant|>\n
+# behind GLM-4's [gMASK]<sop> prefix, other files as ###REFERENCE blocks first.
+
+
+def test_detects_codegeex4_from_the_vocabulary(codegeex_vocab: LlamaVocab) -> None:
+    ids = codegeex_vocab.fim_ids()
+    assert ids["pre"] == codegeex_vocab.token_id("<|code_prefix|>")
+    assert ids["suf"] == codegeex_vocab.token_id("<|code_suffix|>")
+    assert ids["mid"] == codegeex_vocab.token_id("<|code_middle|>")
+    assert detect_template(codegeex_vocab).name == "codegeex4"
+    assert detect_template(codegeex_vocab, family="qwen2.5-coder").name == "codegeex4"
+
+
+def test_codegeex4_is_found_by_token_text_without_declared_fim_ids(tmp_path: Path) -> None:
+    """THUDM's 2024 GGUFs have no tokenizer.ggml.fim_* keys: llama.cpp finds the tokens."""
+    path = write_tiny_fim_gguf(tmp_path / "cg-plain.gguf", "codegeex4", declare_fim=False)
+    from hanlin.engine.models.gguf_info import read_gguf_info
+
+    assert read_gguf_info(path).fim_pre_id is None
+    vocab = _vocab(path)
+    assert vocab.fim_ids()["pre"] == vocab.token_id("<|code_prefix|>")
+    assert detect_template(vocab, family="codegeex4").name == "codegeex4"
+
+
+def test_codegeex4_prompt_is_a_chat_turn_with_the_suffix_first(
+    codegeex_vocab: LlamaVocab,
+) -> None:
+    template = detect_template(codegeex_vocab)
+    prompt = build_prompt(
+        codegeex_vocab,
+        template,
+        prefix="def area(r):\n    return ",
+        suffix="\n\nprint(area(2))\n",
+        filename="geo/circle.py",
+        language="python",
+    )
+    assert _detok(codegeex_vocab, prompt.tokens) == (
+        "[gMASK]<sop><|user|>\n###PATH:geo/circle.py\n###LANGUAGE:Python\n###MODE:BLOCK\n"
+        "<|code_suffix|>\n\nprint(area(2))\n"
+        "<|code_prefix|>def area(r):\n    return "
+        "<|code_middle|><|assistant|>\n"
+    )
+    t = prompt.tokens
+    ids = {x: codegeex_vocab.token_id(x) for x in template.special_texts}
+    # every marker is one special id, never text the tokenizer split up
+    assert t[:3] == [ids["[gMASK]"], ids["<sop>"], ids["<|user|>"]]
+    assert t.index(ids["<|code_suffix|>"]) < t.index(ids["<|code_prefix|>"])
+    assert t.index(ids["<|code_prefix|>"]) < t.index(ids["<|code_middle|>"])
+    assert t[-2] == ids["<|assistant|>"]
+    # an answer ends at the next turn's marker or the end of text
+    assert {ids["<|user|>"], ids["<|endoftext|>"], ids["<|observation|>"]} <= prompt.stop_ids
+    assert prompt.prefix_text == "def area(r):\n    return "
+
+
+def test_codegeex4_prompt_with_other_files_and_line_mode(codegeex_vocab: LlamaVocab) -> None:
+    template = get_template("codegeex4")
+    prompt = build_prompt(
+        codegeex_vocab,
+        template,
+        prefix="total = ",
+        suffix="",
+        filename="app.ts",
+        language="typescript",
+        extra_context=[ContextChunk("lib/{path}.ts", "export const {code} = 1;\n")],
+        multiline=False,
+    )
+    text = _detok(codegeex_vocab, prompt.tokens)
+    # braces in file names and code are kept as written, not taken for placeholders
+    assert text == (
+        "[gMASK]<sop><|user|>\n###REFERENCE:\n###PATH:lib/{path}.ts\nexport const {code} = 1;\n"
+        "###PATH:app.ts\n###LANGUAGE:TypeScript\n###MODE:LINE\n"
+        "<|code_suffix|><|code_prefix|>total = <|code_middle|><|assistant|>\n"
+    )
+    unknown = build_prompt(codegeex_vocab, template, prefix="x", language="cobol")
+    assert "###LANGUAGE:\n" in _detok(codegeex_vocab, unknown.tokens)
+
+
+def test_codegeex4_prompt_is_prefix_stable_while_typing(codegeex_vocab: LlamaVocab) -> None:
+    template = get_template("codegeex4")
+    args = {"suffix": "\nend\n", "filename": "a.py", "language": "python"}
+    before = build_prompt(codegeex_vocab, template, prefix="x = 1\ny = ", **args).tokens
+    after = build_prompt(codegeex_vocab, template, prefix="x = 1\ny = 2", **args).tokens
+    common = 0
+    while before[common] == after[common]:
+        common += 1
+    # only the tail after the prefix's last line changes
+    assert common >= len(before) - 5
