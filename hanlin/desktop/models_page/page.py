@@ -36,6 +36,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QButtonGroup,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -47,6 +48,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QStyle,
     QTableView,
     QVBoxLayout,
@@ -68,6 +70,7 @@ from hanlin.desktop.models_page.details import ModelDetailsPane
 from hanlin.desktop.models_page.downloads import CANCELLED, DownloadManager
 from hanlin.desktop.models_page.filter_proxy import CatalogFilterProxy
 from hanlin.desktop.models_page.format import human_bytes
+from hanlin.desktop.models_page.hub_search_panel import HubSearchPanel
 from hanlin.desktop.models_page.scan import (
     StoreSnapshot,
     estimate_sizes,
@@ -151,6 +154,25 @@ class ModelsPage(QWidget):
         outer.setContentsMargins(12, 12, 12, 12)
         outer.setSpacing(8)
 
+        # --- what the page shows: the catalog, a Hub search, or what the labs published lately
+        modes = QHBoxLayout()
+        self.mode_group = QButtonGroup(self)
+        self.catalog_mode_button = QPushButton("Catalog", self)
+        self.hub_mode_button = QPushButton("Search the Hub", self)
+        self.hub_mode_button.setToolTip("Find any GGUF model on the Hugging Face Hub")
+        self.labs_mode_button = QPushButton("New from the labs", self)
+        self.labs_mode_button.setToolTip("The newest GGUF models of trusted publishers")
+        for index, button in enumerate(
+            (self.catalog_mode_button, self.hub_mode_button, self.labs_mode_button)
+        ):
+            button.setCheckable(True)
+            self.mode_group.addButton(button, index)
+            modes.addWidget(button)
+        self.catalog_mode_button.setChecked(True)
+        self.mode_group.idClicked.connect(self._set_mode)
+        modes.addStretch(1)
+        outer.addLayout(modes)
+
         # --- filter bar
         bar = QHBoxLayout()
         self.search_edit = QLineEdit(self)
@@ -180,6 +202,12 @@ class ModelsPage(QWidget):
         bar.addWidget(self.role_combo)
         bar.addWidget(self.installed_only)
         bar.addWidget(self.import_button)
+        self.scan_button = QPushButton("Scan disk…", self)
+        self.scan_button.setToolTip(
+            "Find models already in the Hugging Face cache, Ollama, LM Studio or your folders"
+        )
+        self.scan_button.clicked.connect(self.scan_disk)
+        bar.addWidget(self.scan_button)
         outer.addLayout(bar)
 
         # --- errors (hanlin.desktop.errors' banner) and short notes
@@ -263,7 +291,14 @@ class ModelsPage(QWidget):
         splitter.setCollapsible(1, False)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
-        outer.addWidget(splitter, 1)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(splitter)
+        self.hub_panel = HubSearchPanel(
+            self._runner, self._store, self.downloads, self.table_model, self.stack
+        )
+        self.stack.addWidget(self.hub_panel)
+        self.disk_scan_dialog: Any = None
+        outer.addWidget(self.stack, 1)
 
         footer = QHBoxLayout()
         self.chosen_label = QLabel(self)
@@ -417,6 +452,51 @@ class ModelsPage(QWidget):
             self.modelsChanged.emit()
 
         self._runner.submit(write, on_done=done, on_error=self.show_error, key=f"use:{role}")
+
+    def show_catalog(self) -> None:
+        self._set_mode(0)
+
+    def show_hub_search(self) -> None:
+        """The "Search the Hub" view (nothing is fetched until the user searches)."""
+        self._set_mode(1)
+
+    def show_new_from_labs(self) -> None:
+        """The "New from the labs" view: asks the Hub the first time it is opened (worker)."""
+        self._set_mode(2)
+
+    def _set_mode(self, index: int) -> None:
+        self.mode_group.button(index).setChecked(True)
+        in_catalog = index == 0
+        for widget in (
+            self.search_edit,
+            self.family_combo,
+            self.role_combo,
+            self.installed_only,
+            self.import_button,
+            self.scan_button,
+        ):
+            widget.setVisible(in_catalog)  # the catalog's own tools
+        self.stack.setCurrentIndex(0 if in_catalog else 1)
+        if index == 1:
+            self.hub_panel.show_search()
+        elif index == 2:
+            self.hub_panel.show_labs()
+
+    def scan_disk(self) -> None:
+        """Open the "Scan disk" dialog and start a scan (worker)."""
+        from hanlin.desktop.models_page.disk_scan_dialog import DiskScanDialog
+
+        if self.disk_scan_dialog is None:
+            self.disk_scan_dialog = DiskScanDialog(self._runner, self._store, self)
+            self.disk_scan_dialog.registered.connect(
+                lambda models: self._after_change(
+                    f"Registered {len(models)} model{'s' if len(models) != 1 else ''}"
+                    " from this disk in place (nothing copied)."
+                )
+            )
+        self.disk_scan_dialog.show()
+        self.disk_scan_dialog.raise_()
+        self.disk_scan_dialog.scan()
 
     def choose_and_import(self) -> None:
         """Ask for a .gguf file and import it."""
