@@ -63,6 +63,7 @@ from hanlin.engine.core import paths
 from hanlin.engine.core.errors import CatalogError, UnknownModelError
 from hanlin.engine.core.validate import describe_type, is_of_type
 from hanlin.engine.models.families import FAMILIES
+from hanlin.engine.models.shard_names import SHARD_NAME_RE, ShardName, shard_files
 
 MODEL_ROLES = ("chat", "completion")
 
@@ -75,8 +76,6 @@ MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _REV_RE = re.compile(r"^[0-9a-f]{40}$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-#: llama.cpp's split names: `<stem>-00001-of-00003.gguf`
-_SHARD_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 #: a vision projector file (`mmproj-F16.gguf`, `mmproj-Model-Q8_0.gguf`, `Model-mmproj-f16.gguf`)
 _PROJECTOR_RE = re.compile(r"(^|[-_.])mmproj([-_.]|$)", re.IGNORECASE)
 
@@ -85,35 +84,6 @@ def is_projector_file(name: str) -> bool:
     """True for a vision projector (`mmproj-*.gguf`): a part of a multimodal model, never
     a model of its own (llama.cpp cannot chat with it), so it is never listed as one."""
     return bool(_PROJECTOR_RE.search(name.replace("\\", "/").rsplit("/", 1)[-1]))
-
-
-@dataclass(frozen=True)
-class ShardName:
-    """One file of a split GGUF: `<stem>-<index>-of-<count>.gguf`, folder kept in `stem`."""
-
-    stem: str
-    index: int
-    count: int
-
-    def file(self, index: int) -> str:
-        """The path of shard `index` (1-based) of the same set."""
-        return f"{self.stem}-{index:05d}-of-{self.count:05d}.gguf"
-
-
-def split_shard_name(name: str) -> ShardName | None:
-    """The shard parts of `name` (a file name or a path), or None when it is not a shard."""
-    match = _SHARD_RE.match(name)
-    if match is None:
-        return None
-    return ShardName(match["stem"], int(match["index"]), int(match["count"]))
-
-
-def shard_files(name: str) -> list[str]:
-    """Every file of the split set `name` belongs to, first shard first; `[name]` otherwise."""
-    shard = split_shard_name(name)
-    if shard is None or shard.count < 2 or not 1 <= shard.index <= shard.count:
-        return [name]
-    return [shard.file(i) for i in range(1, shard.count + 1)]
 
 
 #: the generation settings a catalog entry (or the user) may give a model
@@ -350,8 +320,9 @@ def _check_file(file: str, label: str, *, sha256: object) -> None:
             f"{label}: `{parts[-1]}` is a vision projector (mmproj), not a model",
             "name the model's own GGUF; projectors are not chat or completion models",
         )
-    shard = split_shard_name(file)
-    if shard is not None:
+    match = SHARD_NAME_RE.match(file)
+    if match is not None:
+        shard = ShardName(match["stem"], int(match["index"]), int(match["count"]))
         if shard.count < 2 or not 1 <= shard.index <= shard.count:
             raise CatalogError(f"{label}: `{parts[-1]}` is not a valid shard name")
         if shard.index != 1:
@@ -540,6 +511,5 @@ __all__ = [
     "parse_catalog_file",
     "shard_files",
     "shipped_catalog_path",
-    "split_shard_name",
     "unknown_model_error",
 ]

@@ -16,15 +16,10 @@ from pathlib import Path
 import pytest
 
 from hanlin.engine.core.errors import CatalogError
-from hanlin.engine.models.catalog import (
-    ShardName,
-    is_projector_file,
-    load_catalog,
-    shard_files,
-    split_shard_name,
-)
+from hanlin.engine.models.catalog import is_projector_file, load_catalog
 from hanlin.engine.models.families import FAMILIES
 from hanlin.engine.models.fit import estimate_file_size, fit_for_entry
+from hanlin.engine.models.shard_names import ShardName, parse_shard_name, shard_files
 from hanlin.engine.runtime.hardware import HardwareInfo
 
 GB = 10**9
@@ -154,10 +149,10 @@ def test_models_are_not_projectors(name: str) -> None:
 
 
 def test_shard_names() -> None:
-    assert split_shard_name("Q4_K_M/GLM-4.5-Air-Q4_K_M-00002-of-00002.gguf") == ShardName(
+    assert parse_shard_name("Q4_K_M/GLM-4.5-Air-Q4_K_M-00002-of-00002.gguf") == ShardName(
         "Q4_K_M/GLM-4.5-Air-Q4_K_M", 2, 2
     )
-    assert split_shard_name("Qwen3-8B-Q4_K_M.gguf") is None
+    assert parse_shard_name("Qwen3-8B-Q4_K_M.gguf") is None
     assert shard_files("m-00001-of-00003.gguf") == [
         "m-00001-of-00003.gguf",
         "m-00002-of-00003.gguf",
