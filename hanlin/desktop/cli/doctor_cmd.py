@@ -3,6 +3,12 @@
 Shows the CPU, RAM, the GPU backend llama.cpp was built with (and VRAM where
 readable), the llama.cpp build, Hanlin's folders, any problem with the
 settings file, and for every catalog model whether it fits (with the reason).
+
+It also compares the build with the hardware: the GPUs the machine has (whatever
+this build can use) and, when a GPU is there that this build cannot drive (an
+NVIDIA card seen by `nvidia-smi` with a CPU-only build, say), the one command that
+gets the matching build (engine/runtime/builds.py). In the frozen bundle it says
+which bundle this is.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from hanlin.engine.core.errors import HanlinError
 from hanlin.engine.core.settings import load_settings
 from hanlin.engine.core.units import format_bytes
 from hanlin.engine.models.fit import DEFAULT_N_CTX, fit_for_entry
-from hanlin.engine.runtime.hardware import HardwareInfo, detect_hardware
+from hanlin.engine.runtime.builds import advise, bundle_info
+from hanlin.engine.runtime.hardware import HardwareInfo, detect_gpu_hardware, detect_hardware
 
 __all__ = ["collect", "run"]
 
@@ -47,6 +54,8 @@ def collect() -> dict[str, Any]:
     from hanlin.engine.models.catalog import load_catalog
 
     hw = detect_hardware(refresh=True)
+    gpus = detect_gpu_hardware()
+    advice = advise(hw, gpus)
     loaded = load_settings()
     installed, store_problem = _installed_ids()
     problems = [p for p in (loaded.problem, store_problem, *loaded.warnings) if p]
@@ -88,6 +97,13 @@ def collect() -> dict[str, Any]:
             "chat_model": loaded.settings.chat_model,
             "completion_model": loaded.settings.completion_model,
         },
+        "backend": {
+            "build": hw.backend,
+            "gpus": [g.to_dict() for g in gpus],
+            "usable": list(dict.fromkeys(b for g in gpus for b in g.backends)),
+            "advice": advice.to_dict() if advice else None,
+        },
+        "bundle": bundle_info(),
         "fit_context_tokens": DEFAULT_N_CTX,
         "models": models,
         "problems": problems,
@@ -98,7 +114,7 @@ def _gpu_line(hw: HardwareInfo) -> str:
     if hw.backend == "cpu":
         if hw.gpu_offload_supported:
             return "llama.cpp can offload, but no GPU backend was recognised; running on the CPU"
-        return "none: this llama.cpp build is CPU-only (rebuild llama-cpp-python for a GPU)"
+        return "none: this llama.cpp build is CPU-only"
     name = hw.gpu_name or "GPU"
     if hw.unified_memory:
         return f"{hw.backend.upper()}: {name} (unified memory, shares the RAM)"
@@ -106,6 +122,38 @@ def _gpu_line(hw: HardwareInfo) -> str:
         free, total = format_bytes(hw.vram_free), format_bytes(hw.vram_total)
         return f"{hw.backend.upper()}: {name}, {free} free of {total}"
     return f"{hw.backend.upper()}: {name} (memory size not readable)"
+
+
+def _backend_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The GPUs seen, and the command for the build that can use them (if this one cannot)."""
+    backend = report["backend"]
+    rows: list[tuple[str, str]] = []
+    advice = backend["advice"]
+    for gpu in backend["gpus"]:
+        if backend["build"] in gpu["backends"]:
+            usable = "this build uses it"
+        elif advice is not None and advice["backend"] in gpu["backends"]:
+            usable = f"this build cannot use it; a {advice['label']} build can"
+        else:
+            usable = "this build cannot use it"
+        rows.append(("GPU found", f"{gpu['name']} ({gpu['source']}): {usable}"))
+    if advice is not None and advice.get("note"):  # the bundle: a download, or a build
+        rows.append((f"Get {advice['label']}", advice["note"]))
+        rows.append(("", f"or build it from a source checkout: {advice['command']}"))
+        rows.append(("", f"(building needs {advice['requires']})"))
+    elif advice is not None:
+        rows.append((f"Get {advice['label']}", advice["command"]))
+        rows.append(("", f"(needs {advice['requires']})"))
+    bundle = report.get("bundle")
+    if bundle:
+        rows.append(
+            (
+                "Bundle",
+                f"Hanlin {bundle.get('hanlin', '?')} {bundle.get('platform', '')}, "
+                f"{bundle.get('backend') or 'unknown'} build, in {bundle['path']}",
+            )
+        )
+    return rows
 
 
 def _print_text(report: dict[str, Any]) -> None:
@@ -121,9 +169,10 @@ def _print_text(report: dict[str, Any]) -> None:
         ("Chat model", report["settings"]["chat_model"] or _NOT_CHOSEN.format("chat")),
         ("Completion", report["settings"]["completion_model"] or _NOT_CHOSEN.format("completion")),
     ]
+    rows[3:3] = _backend_rows(report)
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        print(f"{key + ':':<{width + 2}}{value}")
+        print(f"{key + ':' if key else '':<{width + 2}}{value}")
     for problem in report["problems"]:
         print(f"Problem: {problem}")
     models = report["models"]

@@ -16,11 +16,23 @@ What lives here:
 - `StreamingMessage`: an assistant message updated in place as tokens arrive,
   committed every few chunks or every ~250 ms, and marked complete at the end;
 - truncation after a message (edit a user message / regenerate an answer) and
-  export to Markdown and JSON.
+  export to Markdown and JSON;
+- attachments: the files sent with a user message (path, label, language, size,
+  tokens and the text as sent, table `attachments`); `model_turns()` puts them back
+  into the message as they were sent, so a reopened conversation's prompt is the
+  same even after the files changed on disk.
 
 `History` is safe to share between threads (one connection behind a lock): the
 GUI thread reads and edits, the generation worker writes the streaming answer.
 This module imports no Qt.
+
+Upgrades keep the history: the file's schema version is `PRAGMA user_version`;
+`MIGRATIONS` (history_migrations.py) lists, in order, the steps from one
+version to the next. Opening an older file copies it aside first
+(`history.sqlite3.schema<N>-backup-<time>`, with SQLite's backup API), then applies
+every pending step and the new version number in one transaction: a step that fails
+rolls back and leaves the file as it was. A file from a newer Hanlin is refused with
+a clear error, never changed.
 """
 
 from __future__ import annotations
@@ -29,12 +41,20 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hanlin.engine.chat.attachments import Attachment, compose_user_message
+from hanlin.engine.chat.history_migrations import (
+    SCHEMA_V1,
+    backup_before_migrating,
+    latest_version,
+    migrate,
+    schema_version,
+)
 from hanlin.engine.core import paths
 from hanlin.engine.core.errors import HistoryError
 from hanlin.engine.core.quarantine import move_aside
@@ -42,35 +62,7 @@ from hanlin.engine.core.quarantine import move_aside
 DEFAULT_TITLE = "New chat"
 MESSAGE_ROLES = ("system", "user", "assistant")
 EXPORT_FORMAT = "hanlin.conversation/1"
-_SCHEMA_VERSION = 1
 _TITLE_LENGTH = 60
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    title TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    model_id TEXT,
-    system_prompt TEXT NOT NULL DEFAULT '',
-    thinking INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE IF NOT EXISTS messages (
-    -- AUTOINCREMENT: ids are never reused, so a late write from a stopped answer
-    -- can never land in a newer message that took the deleted one's id
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
-    content TEXT NOT NULL DEFAULT '',
-    thinking TEXT,
-    thinking_s REAL,
-    model_id TEXT,
-    complete INTEGER NOT NULL DEFAULT 1,
-    stats TEXT,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
-"""
 
 _FTS_SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts
@@ -114,6 +106,8 @@ class StoredMessage:
     #: ttft_s, tokens_per_s, generated_tokens, stop_reason... as the engine reported them
     stats: dict[str, Any] | None
     created_at: float
+    #: files sent with a user message, text as sent (engine/chat/attachments.py)
+    attachments: tuple[Attachment, ...] = ()
 
 
 def default_path() -> Path:
@@ -180,13 +174,46 @@ class History:
             # NORMAL in WAL mode: a killed process never loses a committed transaction.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.executescript(_SCHEMA)
+            self._upgrade(conn)
             self.fts = self._try_fts(conn)
-            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        except sqlite3.DatabaseError:
+        except (sqlite3.DatabaseError, HistoryError):
             conn.close()
             raise
         return conn
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        """Bring the file to the newest schema (a new file: create it), keeping its data."""
+        version = schema_version(conn)
+        latest = latest_version()
+        if version > latest:
+            raise HistoryError(
+                f"The chat history {self.path} was written by a newer Hanlin "
+                f"(schema {version}; this version reads up to {latest}).",
+                "update Hanlin to open it; it was left unchanged",
+            )
+        tables = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conversations'"
+        ).fetchone()
+        if version == 0 and tables is None:
+            conn.executescript(SCHEMA_V1)  # a new file: version 1, then every migration
+            conn.execute("PRAGMA user_version=1")
+            version = 1
+        elif version == 0:
+            version = 1  # tables without a version number: what Hanlin 0.1.0 wrote
+        if version == latest:
+            return
+        backup = None
+        if tables is not None:
+            backup = backup_before_migrating(conn, self.path, version)
+        try:
+            migrate(conn, version)
+        except sqlite3.Error as exc:
+            kept = f"; a copy from before is at {backup}" if backup else ""
+            raise HistoryError(
+                f"Could not upgrade the chat history {self.path} from schema {version} "
+                f"to {latest} ({exc}). It was left unchanged{kept}.",
+                "check free disk space and permissions, then restart Hanlin",
+            ) from exc
 
     @staticmethod
     def _try_fts(conn: sqlite3.Connection) -> bool:
@@ -339,13 +366,26 @@ class History:
         rows = self._query(
             "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
         )
-        return [_message(r) for r in rows]
+        files = self._attachments(
+            "SELECT * FROM attachments WHERE message_id IN"
+            " (SELECT id FROM messages WHERE conversation_id = ?)",
+            (conversation_id,),
+        )
+        return [_message(r, files.get(r["id"], ())) for r in rows]
 
     def message(self, message_id: int) -> StoredMessage:
         rows = self._query("SELECT * FROM messages WHERE id = ?", (message_id,))
         if not rows:
             raise HistoryError(f"Message {message_id} does not exist (it was deleted).")
-        return _message(rows[0])
+        files = self._attachments("SELECT * FROM attachments WHERE message_id = ?", (message_id,))
+        return _message(rows[0], files.get(message_id, ()))
+
+    def _attachments(self, sql: str, args: tuple[Any, ...]) -> dict[int, tuple[Attachment, ...]]:
+        """Attachments by message id, in the order they were attached."""
+        out: dict[int, list[Attachment]] = {}
+        for r in self._query(sql + " ORDER BY message_id, position", args):
+            out.setdefault(r["message_id"], []).append(_attachment(r))
+        return {k: tuple(v) for k, v in out.items()}
 
     def append(
         self,
@@ -358,8 +398,12 @@ class History:
         model_id: str | None = None,
         complete: bool = True,
         stats: dict[str, Any] | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> StoredMessage:
-        """Add a message; the first user message also titles an untitled conversation."""
+        """Add a message; the first user message also titles an untitled conversation.
+
+        `attachments` (files sent with a user message) are stored with it, text included.
+        """
         if role not in MESSAGE_ROLES:
             raise ValueError(f"role must be one of {MESSAGE_ROLES}, not {role!r}")
         now = time.time()
@@ -387,10 +431,28 @@ class History:
                 ),
             )
             mid = int(cur.lastrowid or 0)
+            for position, a in enumerate(attachments):
+                c.execute(
+                    "INSERT INTO attachments(message_id, position, path, label, language,"
+                    " size_bytes, tokens, tokens_estimated, text)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        mid,
+                        position,
+                        a.path,
+                        a.label,
+                        a.language,
+                        a.size_bytes,
+                        a.tokens,
+                        int(a.tokens_estimated),
+                        a.text,
+                    ),
+                )
             if role == "user" and row["title"] == DEFAULT_TITLE:
+                title = content if content.strip() or not attachments else attachments[0].label
                 c.execute(
                     "UPDATE conversations SET title = ?, updated_at = ? WHERE id = ?",
-                    (title_from(content), now, conversation_id),
+                    (title_from(title), now, conversation_id),
                 )
             else:
                 c.execute(
@@ -467,6 +529,8 @@ class History:
         """(role, content) pairs to send to the model: system prompt first, never thinking.
 
         Empty assistant messages (an answer stopped before its first token) are left out.
+        A user message's attachments come first in its content, as they were sent
+        (`compose_user_message`), from the stored text, whatever the files hold now.
         """
         conv = self.get(conversation_id)
         turns: list[tuple[str, str]] = []
@@ -475,7 +539,7 @@ class History:
         for m in self.messages(conversation_id):
             if m.role == "assistant" and not m.content:
                 continue
-            turns.append((m.role, m.content))
+            turns.append((m.role, compose_user_message(m.content, m.attachments)))
         return turns
 
     # -- export -----------------------------------------------------------------------
@@ -501,6 +565,7 @@ class History:
                     "complete": m.complete,
                     "stats": m.stats,
                     "created_at": _iso(m.created_at),
+                    "attachments": [a.to_dict() for a in m.attachments],
                 }
                 for m in self.messages(conversation_id)
             ],
@@ -527,6 +592,8 @@ class History:
                     "</details>",
                     "",
                 ]
+            for a in m.attachments:
+                out += [f"_Attached `{a.label}` ({a.tokens:,} tokens)_", ""]
             out += [m.content.strip() or "_(no answer)_", ""]
             if not m.complete:
                 out += ["_(answer interrupted)_", ""]
@@ -613,7 +680,19 @@ def _conversation(r: sqlite3.Row) -> Conversation:
     )
 
 
-def _message(r: sqlite3.Row) -> StoredMessage:
+def _attachment(r: sqlite3.Row) -> Attachment:
+    return Attachment(
+        path=r["path"],
+        label=r["label"],
+        language=r["language"],
+        size_bytes=r["size_bytes"],
+        tokens=r["tokens"],
+        tokens_estimated=bool(r["tokens_estimated"]),
+        text=r["text"],
+    )
+
+
+def _message(r: sqlite3.Row, attachments: tuple[Attachment, ...] = ()) -> StoredMessage:
     return StoredMessage(
         id=r["id"],
         conversation_id=r["conversation_id"],
@@ -625,6 +704,7 @@ def _message(r: sqlite3.Row) -> StoredMessage:
         complete=bool(r["complete"]),
         stats=json.loads(r["stats"]) if r["stats"] else None,
         created_at=r["created_at"],
+        attachments=attachments,
     )
 
 

@@ -7,6 +7,12 @@ Backends are detected through a registry of probes over llama.cpp's own
 answers (`llama_supports_gpu_offload`, `llama_print_system_info`, and ggml's
 backend device list, which also reports device memory); `nvidia-smi` fills in
 VRAM for CUDA when the device API cannot.
+
+`detect_gpu_hardware()` answers a different question: which GPUs the machine has,
+whatever this llama.cpp build can use (`nvidia-smi`, the Linux DRM devices in sysfs,
+Apple silicon, Windows' video controllers), and which llama.cpp backends could drive
+each. `hanlin doctor` compares the two (engine/runtime/builds.py says how to get the
+build that matches).
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ from typing import Literal
 
 import psutil
 
-__all__ = ["GpuDevice", "HardwareInfo", "detect_hardware"]
+__all__ = ["GpuDevice", "GpuHardware", "HardwareInfo", "detect_gpu_hardware", "detect_hardware"]
 
-Backend = Literal["cuda", "metal", "vulkan", "cpu"]
+Backend = Literal["cuda", "rocm", "metal", "vulkan", "cpu"]
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,7 @@ class _BackendProbe:
 #: checked in order; the first match is the backend (CPU when none matches)
 _BACKEND_PROBES: list[_BackendProbe] = [
     _BackendProbe("cuda", r"\bCUDA\b|\bcuda\d*\b", vram_fallback=_nvidia_smi),
+    _BackendProbe("rocm", r"\bROCm\d*\b|\bHIP\b"),
     _BackendProbe("metal", r"\bMETAL\b|\bMTL\d*\b", unified_memory=True),
     _BackendProbe("vulkan", r"\bVULKAN\b|\bVulkan\d*\b"),
 ]
@@ -223,3 +230,137 @@ def detect_hardware(refresh: bool = False) -> HardwareInfo:
         if _cache is None or refresh:
             _cache = _detect()
         return _cache
+
+
+# ------------------------------------------------------ GPUs, whatever the build
+
+
+@dataclass(frozen=True)
+class GpuHardware:
+    """A GPU the machine has, and the llama.cpp backends that could use it (best first)."""
+
+    vendor: Literal["nvidia", "amd", "intel", "apple"]
+    name: str
+    #: how it was seen: "nvidia-smi", "sysfs", "apple-silicon", "windows"
+    source: str
+    backends: tuple[Backend, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "backends": list(self.backends)}
+
+
+#: PCI vendor ids of the GPUs llama.cpp has backends for
+_PCI_VENDORS = {"0x10de": "nvidia", "0x1002": "amd", "0x8086": "intel"}
+_VENDOR_NAMES = {"nvidia": "NVIDIA GPU", "amd": "AMD GPU", "intel": "Intel GPU"}
+#: Linux DRM devices; a module constant so a test can point it at a folder of its own
+_SYSFS_DRM = Path("/sys/class/drm")
+
+
+def _run_quietly(cmd: list[str], timeout: float = 10) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout if out.returncode == 0 else ""
+
+
+def _backends_for(vendor: str) -> tuple[Backend, ...]:
+    if vendor == "nvidia":
+        return ("cuda", "vulkan")
+    if vendor == "amd":
+        # ROCm only where it is installed (and only Linux); Vulkan runs on any AMD GPU
+        rocm = sys.platform.startswith("linux") and (
+            shutil.which("rocminfo") is not None or Path("/opt/rocm").is_dir()
+        )
+        return ("rocm", "vulkan") if rocm else ("vulkan",)
+    if vendor == "apple":
+        return ("metal",)
+    return ("vulkan",)
+
+
+def _probe_nvidia_smi() -> list[GpuHardware]:
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    out = _run_quietly([exe, "--query-gpu=name", "--format=csv,noheader"])
+    return [
+        GpuHardware("nvidia", line.strip(), "nvidia-smi", _backends_for("nvidia"))
+        for line in out.splitlines()
+        if line.strip()
+    ]
+
+
+def _probe_sysfs() -> list[GpuHardware]:
+    if not sys.platform.startswith("linux"):
+        return []
+    found = []
+    try:
+        cards = sorted(p for p in _SYSFS_DRM.glob("card*") if p.name[4:].isdigit())
+    except OSError:
+        return []
+    for card in cards:
+        try:
+            vendor_id = (card / "device" / "vendor").read_text().strip().lower()
+        except OSError:
+            continue
+        vendor = _PCI_VENDORS.get(vendor_id)
+        if vendor is None:
+            continue
+        try:
+            name = (card / "device" / "product_name").read_text().strip()
+        except OSError:
+            name = ""
+        found.append(
+            GpuHardware(vendor, name or _VENDOR_NAMES[vendor], "sysfs", _backends_for(vendor))
+        )
+    return found
+
+
+def _probe_apple_silicon() -> list[GpuHardware]:
+    if sys.platform != "darwin" or platform.machine() != "arm64":
+        return []
+    return [GpuHardware("apple", f"{_cpu_name()} GPU", "apple-silicon", ("metal",))]
+
+
+def _probe_windows() -> list[GpuHardware]:
+    if sys.platform != "win32":
+        return []
+    out = _run_quietly(
+        [
+            "powershell", "-NoProfile", "-NonInteractive", "-Command",
+            "Get-CimInstance Win32_VideoController | Select-Object -ExpandProperty Name",
+        ],
+        timeout=20,
+    )
+    found = []
+    for line in out.splitlines():
+        name = line.strip()
+        low = name.lower()
+        vendor = (
+            "nvidia" if "nvidia" in low
+            else "amd" if "amd" in low or "radeon" in low
+            else "intel" if "intel" in low
+            else None
+        )
+        if vendor:
+            found.append(GpuHardware(vendor, name, "windows", _backends_for(vendor)))
+    return found
+
+
+#: checked in order; a vendor seen by an earlier probe is not repeated by a later one
+_GPU_PROBES: list[Callable[[], list[GpuHardware]]] = [
+    _probe_nvidia_smi,
+    _probe_apple_silicon,
+    _probe_sysfs,
+    _probe_windows,
+]
+
+
+def detect_gpu_hardware() -> list[GpuHardware]:
+    """The GPUs this machine has (best candidates first), whatever llama.cpp was built with."""
+    found: list[GpuHardware] = []
+    for probe in _GPU_PROBES:
+        seen = {g.vendor for g in found}
+        found.extend(g for g in probe() if g.vendor not in seen)
+    order = {"nvidia": 0, "apple": 1, "amd": 2, "intel": 3}
+    return sorted(found, key=lambda g: order[g.vendor])

@@ -1,8 +1,8 @@
 // Hanlin for VS Code: starts `hanlin-lsp` over stdio and lets VS Code's own
 // language client ask it for inline completions (LSP 3.18
 // textDocument/inlineCompletion, spoken by vscode-languageclient 10+).
-// The server does all the work; this file only starts it, passes settings,
-// and shows its state in the status bar.
+// The server does all the work; this file only starts it (found by
+// serverLocator.ts), passes settings, and shows its state in the status bar.
 
 import * as vscode from "vscode";
 import {
@@ -13,6 +13,7 @@ import {
   State,
   TransportKind,
 } from "vscode-languageclient/node";
+import { DEFAULT_COMMAND, describeSearch, locateServer, systemHost } from "./serverLocator";
 
 const SECTION = "hanlin";
 // Keys the server reads (lsp_server/config.py); the rest configure this extension.
@@ -26,6 +27,7 @@ const SERVER_KEYS = [
   "threads",
   "kvReuse",
   "responseCache",
+  "endpoint",
 ] as const;
 
 interface ServerStatus {
@@ -76,8 +78,21 @@ function showStatus(status: ServerStatus): void {
 
 async function startClient(context: vscode.ExtensionContext): Promise<void> {
   const config = vscode.workspace.getConfiguration(SECTION);
-  const command = config.get<string>("serverCommand") || "hanlin-lsp";
   const args = config.get<string[]>("serverArgs") ?? [];
+  const host = systemHost();
+  const located = locateServer(config.get<string>("serverCommand"), host);
+  if (located === undefined) {
+    statusItem.text = "$(error) Hanlin";
+    statusItem.tooltip = `${DEFAULT_COMMAND} was not found`;
+    statusItem.show();
+    void vscode.window.showErrorMessage(
+      `Hanlin: could not find \`${DEFAULT_COMMAND}\` (looked in ${describeSearch(host)}). ` +
+        "Install Hanlin, or set `hanlin.serverCommand` to the full path of hanlin-lsp.",
+    );
+    return;
+  }
+  const command = located.command;
+  output.info(`Starting ${command} (found: ${located.source})`);
 
   const serverOptions: ServerOptions = {
     run: { command, args, transport: TransportKind.stdio },

@@ -1,0 +1,23 @@
+// ESLint (flat config) for the extension: typescript-eslint's recommended rules, type-aware.
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["out/**", "node_modules/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      "@typescript-eslint/no-floating-promises": [
+        "error",
+        // node:test's test() returns a promise the runner itself awaits
+        { allowForKnownSafeCalls: [{ from: "package", name: "test", package: "node:test" }] },
+      ],
+      eqeqeq: "error",
+    },
+  },
+  { files: ["eslint.config.mjs"], ...tseslint.configs.disableTypeChecked },
+);
