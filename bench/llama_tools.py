@@ -8,7 +8,8 @@ source distribution of the installed version (found in pip's cache, in
 
 Both tools are built in one CMake build (CPU only, `-DLLAMA_CURL=OFF`, Release,
 llama.cpp's default `GGML_NATIVE` like the wheel) and cached under
-`.bench-cache/` in the checkout, so later runs return at once.
+`.bench-cache/` in the checkout (or `$HANLIN_BENCH_CACHE`: CI points it outside its
+fresh clone), so later runs return at once.
 
     python -m bench.llama_tools            # build (or find) both, print their paths
     ensure_tool("llama-bench") -> Path
@@ -31,7 +32,7 @@ from pathlib import Path
 __all__ = ["CACHE_DIR", "TOOLS", "ensure_sdist", "ensure_tool", "ensure_tools", "llama_cpp_version"]
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE_DIR = ROOT / ".bench-cache"
+CACHE_DIR = Path(os.environ.get("HANLIN_BENCH_CACHE") or ROOT / ".bench-cache")
 TOOLS = ("llama-bench", "llama-server")
 
 

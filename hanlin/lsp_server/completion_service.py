@@ -12,6 +12,11 @@ All model knowledge lives in the engine: `hanlin.engine.store.model_store` resol
 or a GGUF path, `hanlin.engine.runtime.loader` loads it (one model per process, behind a
 lock), `hanlin.engine.completion.engine.CompletionEngine` builds FIM prompts, reuses the KV
 cache and the response cache, and post-processes.
+
+A remote model (an `endpoint` setting, or a `NAME/MODEL` reference to a `[[remote]]`
+server) is "loaded" by reaching the server and choosing its route (`/infill` or
+`/v1/completions`); `hanlin.engine.remote.completion.RemoteCompleter` then stands in for
+the engine, with the same `complete()`, and a cancel aborts its HTTP request.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
         CompletionRequest,
         CompletionResult,
     )
+    from hanlin.engine.remote.completion import RemoteCompleter
     from hanlin.engine.runtime.loader import LoadedModel, ModelHost
 
 __all__ = ["CompletionService", "LoadSpec", "ServiceState"]
@@ -50,6 +56,8 @@ class LoadSpec:
     response_cache: bool = True
     context_length: int | None = None
     threads: int | None = None
+    #: a remote server (a `[[remote]]` name or a URL); `model` is then the model on it
+    endpoint: str | None = None
 
 
 @dataclass(slots=True)
@@ -180,7 +188,14 @@ class CompletionService:
         from hanlin.engine.runtime.loader import LoadOptions, ModelHost
         from hanlin.engine.store.model_store import ModelStore
 
-        on_progress(Progress(stage="resolve", detail=spec.model))
+        on_progress(Progress(stage="resolve", detail=spec.model or spec.endpoint or ""))
+        remote = self._open_remote(spec, token)
+        if remote is not None:
+            with self._lock:
+                self._loaded = None
+                if self._host is not None:  # a local model loaded before is not needed now
+                    self._host.close()
+            return _Loaded(spec=spec, model=remote.info, engine=remote)  # type: ignore[arg-type]
         installed = ModelStore().resolve(spec.model)
         token.raise_if_cancelled()
         options = LoadOptions(n_ctx=spec.context_length, threads=spec.threads)
@@ -201,6 +216,20 @@ class CompletionService:
         token.raise_if_cancelled()
         engine = CompletionEngine(model, kv_reuse=spec.kv_reuse, response_cache=spec.response_cache)
         return _Loaded(spec=spec, model=model, engine=engine)
+
+    @staticmethod
+    def _open_remote(spec: LoadSpec, token: CancelToken) -> RemoteCompleter | None:
+        """The remote completer for `spec`, or None when it names a local model."""
+        if not spec.endpoint and "/" not in spec.model:
+            return None
+        from hanlin.engine.remote.completion import open_remote_completer
+
+        return open_remote_completer(
+            spec.model or None,
+            spec.endpoint,
+            cancel=token,
+            response_cache=spec.response_cache,
+        )
 
     def _unload(self) -> None:
         self._loaded = None

@@ -11,6 +11,12 @@ Every key is optional. With no `model`, the server follows `completion_model`
 in the desktop app's settings file and notices when the user changes it there
 (`SettingsFileWatcher`, polled by modification time).
 
+Remote completion: `endpoint` names a server of `hanlin remote add` (or is a base
+URL), and `model` is then the model's id on that server (empty: the server's first
+model); a `model` of the form `NAME/MODEL` (a configured remote's name) works too,
+also as the app's `completion_model`. Nothing is loaded locally then: completions
+go to llama-server's `/infill`, or `/v1/completions` (engine/remote/completion.py).
+
 Values of the wrong type are ignored with a warning in the log rather than
 refusing the whole object: an editor's settings UI should never be able to
 take completion down.
@@ -67,10 +73,19 @@ class ServerConfig:
     threads: int | None = None
     #: chunks of other open files placed before the current one (0 turns it off)
     extra_context: bool = True
+    #: a remote server to complete from: a `[[remote]]` name or a base URL; None = local
+    endpoint: str | None = None
 
     def engine_key(self) -> tuple[object, ...]:
         """What requires a new CompletionEngine (or model) when it changes."""
-        return (self.model, self.kv_reuse, self.response_cache, self.context_length, self.threads)
+        return (
+            self.model,
+            self.kv_reuse,
+            self.response_cache,
+            self.context_length,
+            self.threads,
+            self.endpoint,
+        )
 
 
 DEFAULTS = ServerConfig()
@@ -86,6 +101,7 @@ SETTING_KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "contextLength": ("context_length", (int,)),
     "threads": ("threads", (int,)),
     "extraContext": ("extra_context", (bool,)),
+    "endpoint": ("endpoint", (str,)),
 }
 _FIELD_NAMES = {f.name for f in fields(ServerConfig)}
 #: keys editor extensions keep in the same section for themselves
@@ -121,7 +137,7 @@ def parse_config(data: Any, base: ServerConfig = DEFAULTS) -> ServerConfig:
                 log.info("ignoring unknown setting %r", key)
             continue
         name, types = spec
-        if value is None or (name == "model" and value == ""):
+        if value is None or (name in ("model", "endpoint") and value == ""):
             changes[name] = getattr(DEFAULTS, name)
             continue
         if not is_of_type(value, types) or not _valid(name, value):

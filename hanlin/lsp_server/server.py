@@ -261,6 +261,10 @@ class HanlinLanguageServer(LanguageServer):
         """The model to load now: the client's setting, else the desktop app's choice."""
         cfg = self.client_config
         watcher = self.settings_watcher
+        if cfg.endpoint:  # a remote server: `model` is its model (empty: the server's first)
+            return LoadSpec(
+                model=cfg.model or "", response_cache=cfg.response_cache, endpoint=cfg.endpoint
+            )
         model = cfg.model or (watcher.completion_model if watcher else None)
         if not model:
             return None

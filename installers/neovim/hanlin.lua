@@ -10,6 +10,7 @@ vim.lsp.config('hanlin', {
   -- The same object is sent at start and answered to workspace/configuration.
   init_options = {
     model = '',            -- catalog id or GGUF path; '' = the model chosen in the Hanlin app
+    endpoint = '',         -- a `hanlin remote add` name or URL to complete from; '' = locally
     maxTokens = 64,
     timeBudgetMs = 1500,
     multiline = true,
@@ -17,6 +18,7 @@ vim.lsp.config('hanlin', {
   settings = {
     hanlin = {
       model = '',
+      endpoint = '',
       maxTokens = 64,
       timeBudgetMs = 1500,
       multiline = true,

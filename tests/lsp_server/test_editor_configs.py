@@ -20,7 +20,8 @@ def test_vscode_settings_mirror_the_server() -> None:
     for key, (field, _types) in SETTING_KEYS.items():
         default = props[f"hanlin.{key}"]["default"]
         expected = getattr(DEFAULTS, field)
-        assert default == ("" if expected is None and key == "model" else expected), key
+        empty = expected is None and key in ("model", "endpoint")
+        assert default == ("" if empty else expected), key
     # the extension passes exactly the server keys on
     source = (INSTALLERS / "vscode" / "src" / "extension.ts").read_text(encoding="utf-8")
     listed = set(
@@ -36,7 +37,7 @@ def test_vscode_paths_cannot_come_from_a_workspace() -> None:
     settings only; `machine-overridable` would let the workspace override them)."""
     package = json.loads((INSTALLERS / "vscode" / "package.json").read_text(encoding="utf-8"))
     props = package["contributes"]["configuration"]["properties"]
-    for key in ("hanlin.model", "hanlin.serverCommand", "hanlin.serverArgs"):
+    for key in ("hanlin.model", "hanlin.endpoint", "hanlin.serverCommand", "hanlin.serverArgs"):
         assert props[key].get("scope") in ("machine", "application"), key
 
 
