@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from hanlin.engine.core import errors as E
+from hanlin.engine.remote import errors as R
 
 #: Titles per error class; the most specific class in the MRO wins.
 _TITLES: dict[type[BaseException], str] = {
@@ -54,6 +55,14 @@ _TITLES: dict[type[BaseException], str] = {
     E.OfflineError: "Offline",
     E.BusyError: "Busy",
     E.HistoryError: "Chat history problem",
+    R.RemoteError: "Remote server problem",
+    R.RemoteUnreachableError: "Server not reachable",
+    R.RemoteAuthError: "Server refused the key",
+    R.RemoteTimeoutError: "Server too slow to answer",
+    R.RemoteProtocolError: "Server sent a bad answer",
+    R.RemoteDisconnectedError: "Connection to the server lost",
+    R.RemoteBusyError: "Server busy",
+    R.RemoteUnsupportedError: "Server cannot do this",
 }
 
 
