@@ -42,6 +42,7 @@ from hanlin import __version__
 from hanlin.engine.completion.stats import AcceptanceRecorder
 from hanlin.engine.core.cancel import CancelToken, Progress
 from hanlin.engine.core.errors import HanlinError
+from hanlin.lsp_server.client_log import ClientLogHandler
 from hanlin.lsp_server.completion_service import CompletionService, LoadSpec
 from hanlin.lsp_server.config import DEFAULTS, ServerConfig, SettingsFileWatcher
 from hanlin.lsp_server.documents import DocumentStore
@@ -87,18 +88,42 @@ class HanlinProtocol(LanguageServerProtocol):
             yield handler, (params,), None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ShownItem:
-    """An offered completion, remembered so an acceptance report can be counted."""
+    """An offered completion, remembered so an acceptance report can be counted.
+
+    `uri`/`offset`/`before` say where it was offered (the last characters before the
+    cursor then), so that a later request can tell whether the user typed through it;
+    `shown` is set once it was counted as shown (by any of the rules, only once).
+    """
 
     language: str
     text: str
+    uri: str = ""
+    offset: int = -1
+    before: str = ""
+    shown: bool = False
+
+
+#: how many characters before the cursor identify where an item was offered
+SHOWN_ANCHOR_CHARS = 64
+
+#: what `hanlin/status` says in each state, and how to get out of it
+NO_MODEL_MESSAGE = "No completion model configured"
+NO_MODEL_HINT = (
+    "set `model` in the editor's Hanlin settings (VS Code: `hanlin.model`) to a catalog id "
+    "or a .gguf path, or choose one with `hanlin models use ID --for completion`"
+)
+TIME_BUDGET_HINT = (
+    "raise `timeBudgetMs`, or use a smaller model; the prompt is evaluated in the background "
+    "meanwhile, so the next request may answer"
+)
 
 
 class HanlinLanguageServer(LanguageServer):
     """The language server; one instance per process."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_log: ClientLogHandler | None = None) -> None:
         super().__init__(
             "hanlin-lsp",
             server_version(),
@@ -116,6 +141,7 @@ class HanlinLanguageServer(LanguageServer):
         self.generation_executor = ThreadPoolExecutor(1, thread_name_prefix="hanlin-complete")
         self.inflight: dict[str, CancelToken] = {}
         self.shown: OrderedDict[str, ShownItem] = OrderedDict()
+        self._shown_ids: OrderedDict[str, None] = OrderedDict()
         self._item_ids = itertools.count(1)
         self._session = f"{int(time.time() * 1000):x}"
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -131,6 +157,12 @@ class HanlinLanguageServer(LanguageServer):
         self.repo_name: str | None = None
         #: the process exit status `exit` asked for
         self.exit_code = 0
+        #: sends log records as window/logMessage once the client is connected (main.py)
+        self.client_log = client_log
+        #: the last item offered per document (for counting it as shown, see note_request)
+        self.last_offer: dict[str, str] = {}
+        #: the `reason` of the last `hanlin/status` (e.g. "time"); None when there is none
+        self.status_reason: str | None = None
 
     # -- transport --------------------------------------------------------------
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
@@ -185,6 +217,7 @@ class HanlinLanguageServer(LanguageServer):
         await read_messages(self._stop_event, reader, self.protocol, self.report_server_error)
 
     def shutdown(self) -> None:
+        self.disconnect_client_log()
         for token in list(self.inflight.values()):
             token.cancel("shutting down")
         self.flush_stats()
@@ -226,25 +259,150 @@ class HanlinLanguageServer(LanguageServer):
             types.ShowMessageParams(type=types.MessageType.Error, message=f"Hanlin: {error}")
         )
 
-    def notify_status(self) -> None:
-        """`hanlin/status`: lets editor extensions show a status bar item."""
+    # -- the client's log -----------------------------------------------------------
+    def connect_client_log(self) -> None:
+        """From now on, log records go to the client as `window/logMessage`."""
+        if self.client_log is not None:
+            self.client_log.connect(self._send_log_line)
+
+    def disconnect_client_log(self) -> None:
+        if self.client_log is not None:
+            self.client_log.connect(None)
+
+    def _send_log_line(self, kind: types.MessageType, text: str) -> None:
+        params = types.LogMessageParams(type=kind, message=text)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise RuntimeError("no event loop to send the log line from")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.window_log_message(params)
+        else:  # a worker thread (model loading, generation): hand it to the loop
+            self.call_in_loop(self.window_log_message, params)
+
+    # -- hanlin/status ---------------------------------------------------------------
+    def status_params(self, reason: str | None = None) -> dict[str, Any]:
+        """What `hanlin/status` carries: the model's state, a sentence, what to do next.
+
+        States: "idle" (no model configured), "loading", "ready", "failed". `reason`
+        says why the last request got nothing although the model is ready ("time":
+        it ran out of its budget); it is null once a request answers again.
+        """
         service = self.service
-        params = {
-            "state": service.state,
-            "model": service.model_name or (service.wanted.model if service.wanted else None),
+        model = service.model_name or (service.wanted.model if service.wanted else None)
+        state = service.state
+        message: str | None
+        hint: str | None = None
+        if state == "idle":
+            message, hint = NO_MODEL_MESSAGE, NO_MODEL_HINT
+        elif state == "loading":
+            message = f"Loading {model}" if model else "Loading the completion model"
+        elif state == "failed":
+            error = service.error
+            message = error.message if error else "The completion model failed to load"
+            hint = error.hint if error else None
+        else:
+            message = f"Ready: {model}"
+        if reason == "time":
+            budget = self.client_config.time_budget_ms
+            message = f"The last completion ran out of its {budget} ms time budget"
+            hint = TIME_BUDGET_HINT
+        return {
+            "state": state,
+            "model": model,
             "template": service.template_name,
             "backend": service.backend,
             "gpuFallback": service.gpu_fallback,
-            "message": str(service.error) if service.error else None,
+            "message": message,
+            "hint": hint,
+            "reason": reason,
         }
-        self.protocol.notify("hanlin/status", params)
 
-    def remember_item(self, language: str, text: str) -> str:
+    def notify_status(self, reason: str | None = None) -> None:
+        """`hanlin/status`: lets editor extensions show a status bar item."""
+        self.status_reason = reason
+        self.protocol.notify("hanlin/status", self.status_params(reason))
+
+    def note_result(
+        self,
+        stop_reason: str | None,
+        text: str,
+        prompt_tokens: int | None,
+        *,
+        logged: bool = False,
+    ) -> None:
+        """After each request: say so when the time budget left it empty; clear it after.
+
+        One log line for it: none here when the completion service logged the engine's
+        budget note already (`logged`).
+        """
+        if not text and stop_reason == "time":
+            if not logged:
+                log.info(
+                    "no completion: the request ran out of its %d ms budget (prompt %s tokens)",
+                    self.client_config.time_budget_ms,
+                    prompt_tokens if prompt_tokens is not None else "?",
+                )
+            self.notify_status("time")
+        elif text and self.status_reason is not None:
+            self.notify_status()
+
+    # -- shown items -----------------------------------------------------------------
+    def remember_item(
+        self, language: str, text: str, *, uri: str = "", offset: int = -1, before: str = ""
+    ) -> str:
         item_id = f"{self._session}-{next(self._item_ids)}"
-        self.shown[item_id] = ShownItem(language=language, text=text)
+        self.shown[item_id] = ShownItem(
+            language=language, text=text, uri=uri, offset=offset, before=before
+        )
         while len(self.shown) > MAX_TRACKED_ITEMS:
             self.shown.popitem(last=False)
+        if uri:
+            self.last_offer[uri] = item_id
         return item_id
+
+    def count_shown(self, item: ShownItem, item_id: str | None = None) -> None:
+        """Count an item as shown, once, whichever rule noticed it first.
+
+        Ids are remembered, so an item reported again after it was accepted (and
+        forgotten), or one this process did not offer, is not counted twice; an item
+        without any id is counted each time it is reported.
+        """
+        if item.shown:
+            return
+        if isinstance(item_id, str):
+            if item_id in self._shown_ids:
+                return
+            self._shown_ids[item_id] = None
+            while len(self._shown_ids) > MAX_TRACKED_ITEMS:
+                self._shown_ids.popitem(last=False)
+        item.shown = True
+        self.acceptance.shown(item.language)
+
+    def note_request(self, uri: str, text: str, offset: int) -> None:
+        """A new request for `uri` at `offset`: was the item offered last shown?
+
+        Clients that send no `didShowCompletion` (VS Code) still ask again on the
+        next keystroke. The last item offered for the document counts as shown when
+        the cursor is still where it was offered, or the user has typed (part of)
+        it since: the text between the two positions is a start of the item, and
+        the characters before the first position are still the same. Anything else
+        (typed something different, moved away, edited before it) is not counted.
+        """
+        item_id = self.last_offer.get(uri)
+        item = self.shown.get(item_id) if item_id else None
+        if item is None or item.shown or item.offset < 0:
+            return
+        start = item.offset
+        if offset < start or offset - start > len(item.text):
+            return
+        if text[max(0, start - len(item.before)) : start] != item.before:
+            return
+        if item.text.startswith(text[start:offset]):
+            self.count_shown(item, item_id)
 
     def flush_stats(self) -> None:
         try:
@@ -282,7 +440,8 @@ class HanlinLanguageServer(LanguageServer):
         spec = self.effective_spec()
         if spec is None and self.service.wanted is None:
             if self.service.state == "idle":
-                log.info("no completion model configured: set `hanlin.model` or pick one in Hanlin")
+                log.info("%s: %s", NO_MODEL_MESSAGE, NO_MODEL_HINT)
+                self.notify_status()
             return
         started = self.service.start_loading(
             spec,

@@ -20,4 +20,22 @@ export default tseslint.config(
     },
   },
   { files: ["eslint.config.mjs"], ...tseslint.configs.disableTypeChecked },
+  {
+    // the code-server end-to-end driver: plain CommonJS for node, with page functions
+    // that run in the browser
+    files: ["e2e/**/*.cjs"],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: "commonjs",
+      globals: {
+        require: "readonly",
+        process: "readonly",
+        console: "readonly",
+        setTimeout: "readonly",
+        document: "readonly",
+      },
+    },
+    rules: { ...tseslint.configs.disableTypeChecked.rules, "@typescript-eslint/no-require-imports": "off" },
+  },
 );

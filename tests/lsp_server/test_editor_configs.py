@@ -58,3 +58,10 @@ def test_neovim_snippet_uses_inline_completion() -> None:
     assert "vim.lsp.config('hanlin'" in lua
     assert "vim.lsp.inline_completion.enable()" in lua
     assert "cmd = { 'hanlin-lsp' }" in lua
+    # one settings table for both, so an empty `settings.hanlin.model` cannot override
+    # the model given in init_options (the server pulls `settings` after `initialize`)
+    assert "init_options = settings," in lua and "settings = { hanlin = settings }," in lua
+    assert "model = ''" not in lua
+    # 0.11 (no inline completion client): items with autotrigger, and a keymap
+    assert "if vim.lsp.inline_completion then" in lua
+    assert "vim.lsp.completion.enable(true, client.id, args.buf, { autotrigger = true })" in lua

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -22,19 +23,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _read_frame(sock: socket.socket) -> dict:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        assert chunk, "the server closed the connection"
-        data += chunk
-    header, _, rest = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1]) for line in header.split(b"\r\n") if b"Content-Length" in line
-    )
-    while len(rest) < length:
-        rest += sock.recv(4096)
-    return json.loads(rest[:length])
+def _read_response(stream: BinaryIO, log_lines: list[dict] | None = None) -> dict:
+    """The next response; notifications before it (window/logMessage) go to `log_lines`."""
+    while True:
+        length = None
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        assert length is not None, "the server closed the connection"
+        message = json.loads(stream.read(length))
+        if "id" in message and "method" not in message:
+            return message
+        if log_lines is not None and message.get("method") == "window/logMessage":
+            log_lines.append(message["params"])
 
 
 def test_version() -> None:
@@ -63,7 +64,8 @@ def test_tcp_mode_serves_one_client(tmp_path: Path) -> None:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise
                 time.sleep(0.1)
-        with sock:
+        with sock, sock.makefile("rb") as stream:
+            log_lines: list[dict] = []
             sock.sendall(
                 raw_message(
                     {
@@ -74,14 +76,16 @@ def test_tcp_mode_serves_one_client(tmp_path: Path) -> None:
                     }
                 )
             )
-            answer = _read_frame(sock)
+            answer = _read_response(stream, log_lines)
             assert answer["id"] == 1
             assert "inlineCompletionProvider" in answer["result"]["capabilities"]
             sock.sendall(
                 raw_message({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
                 + raw_message({"jsonrpc": "2.0", "method": "exit"})
             )
-            assert _read_frame(sock)["id"] == 2
+            assert _read_response(stream)["id"] == 2
+            # the server's INFO lines reached the client as window/logMessage, level Info
+            assert any(m["type"] == 3 and "initialize from" in m["message"] for m in log_lines)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:

@@ -2,6 +2,9 @@
 
 - `workspace/executeCommand hanlin.acceptCompletion [itemId]`: the command each
   item carries (Copilot's convention); editors run it when the user accepts.
+- an item counts as shown once: on `didShowCompletion`, on an accept or partial
+  accept, or when the next request for its document comes where the user typed
+  through it (`HanlinLanguageServer.note_request`: VS Code sends no didShow);
 - `textDocument/didShowCompletion {item}` and
   `textDocument/didPartiallyAcceptCompletion {item, acceptedLength}`: custom
   notifications some clients send (Copilot's language server protocol).
@@ -53,6 +56,8 @@ def register(server: HanlinLanguageServer) -> None:
         if item_id is None and args:
             item_id = field(args[0], "id")
         shown = _lookup(ls, item_id)
+        # what was accepted was on screen, whether or not the client said so
+        ls.count_shown(shown, item_id)
         ls.shown.pop(item_id or "", None)
         ls.acceptance.accepted(shown.language, len(shown.text))
         await ls.loop.run_in_executor(None, ls.flush_stats)
@@ -74,12 +79,15 @@ def register(server: HanlinLanguageServer) -> None:
     @server.feature(DID_SHOW)
     def did_show(ls: HanlinLanguageServer, params: Any) -> None:
         item = field(params, "item")
-        ls.acceptance.shown(_lookup(ls, _item_id(item), item).language)
+        item_id = _item_id(item)
+        ls.count_shown(_lookup(ls, item_id, item), item_id)
 
     @server.feature(DID_PARTIALLY_ACCEPT)
     def did_partially_accept(ls: HanlinLanguageServer, params: Any) -> None:
         item = field(params, "item")
         length = field(params, "acceptedLength")
-        shown = _lookup(ls, _item_id(item), item)
+        item_id = _item_id(item)
+        shown = _lookup(ls, item_id, item)
+        ls.count_shown(shown, item_id)
         chars = length if isinstance(length, int) and length >= 0 else len(shown.text)
         ls.acceptance.partially_accepted(shown.language, chars)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from lsprotocol import types
@@ -22,9 +23,9 @@ from hanlin.engine.core.cancel import CancelToken
 from hanlin.engine.core.errors import HanlinError
 from hanlin.lsp_server.documents import utf16_len
 from hanlin.lsp_server.handlers.context import add_to_ring, build_request
-from hanlin.lsp_server.server import HanlinLanguageServer
+from hanlin.lsp_server.server import SHOWN_ANCHOR_CHARS, HanlinLanguageServer
 
-__all__ = ["ACCEPT_COMMAND", "register"]
+__all__ = ["ACCEPT_COMMAND", "TRIGGER_CHARACTERS", "Found", "complete_at", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +33,32 @@ ACCEPT_COMMAND = "hanlin.acceptCompletion"
 #: how many per-request engine results `hanlin/completionStats` keeps
 MAX_RECENT_RESULTS = 10_000
 _WORD_TAIL = re.compile(r"[A-Za-z0-9_$]+$")
+#: characters after which clients ask for items by themselves (Neovim 0.11's `autotrigger`
+#: asks only after these; VS Code and JetBrains ask for inline completions on every edit):
+#: a member, a call or an index opened, an argument or value begun, a new word
+TRIGGER_CHARACTERS = [".", "(", "[", "{", ",", ":", "=", " "]
 
 
-async def complete_at(
-    ls: HanlinLanguageServer, uri: str, position: types.Position
-) -> tuple[str, str] | None:
-    """(completion text, language) at a position, or None for "no item"."""
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A completion to offer, and where it was asked for (for counting it as shown)."""
+
+    text: str
+    language: str
+    offset: int
+    before: str
+
+
+async def complete_at(ls: HanlinLanguageServer, uri: str, position: types.Position) -> Found | None:
+    """The completion at a position, or None for "no item"."""
     doc = ls.documents.get(uri)
     if doc is None:
         return None
     offset = doc.offset_at(position.line, position.character, strict=True)
     if offset is None:
         return None
+    ls.note_request(uri, doc.text, offset)
+    before = doc.text[max(0, offset - SHOWN_ANCHOR_CHARS) : offset]
     token = CancelToken()
     if (previous := ls.inflight.get(uri)) is not None:
         previous.cancel("a newer request for the same document")
@@ -73,9 +88,23 @@ async def complete_at(
     ls.recent_results.append(result.to_dict())
     if len(ls.recent_results) > MAX_RECENT_RESULTS:
         del ls.recent_results[: len(ls.recent_results) - MAX_RECENT_RESULTS]
+    ls.note_result(
+        getattr(result, "stop_reason", None),
+        result.text,
+        getattr(result, "prompt_tokens", None),
+        logged=bool(getattr(result, "budget_note", None)),  # completion_service logged it
+    )
     if not result.text:
         return None
-    return result.text, doc.language_id
+    return Found(result.text, doc.language_id, offset, before)
+
+
+def _remember(ls: HanlinLanguageServer, uri: str, found: Found) -> str:
+    item_id = ls.remember_item(
+        found.language, found.text, uri=uri, offset=found.offset, before=found.before
+    )
+    ls.acceptance.offered(found.language)
+    return item_id
 
 
 def _accept_command(item_id: str) -> types.Command:
@@ -115,9 +144,8 @@ def register(server: HanlinLanguageServer) -> None:
         found = await complete_at(ls, params.text_document.uri, params.position)
         if found is None:
             return types.InlineCompletionList(items=[])
-        text, language = found
-        item_id = ls.remember_item(language, text)
-        ls.acceptance.offered(language)
+        text = found.text
+        item_id = _remember(ls, params.text_document.uri, found)
         return types.InlineCompletionList(
             items=[
                 types.InlineCompletionItem(
@@ -130,7 +158,7 @@ def register(server: HanlinLanguageServer) -> None:
 
     @server.feature(
         types.TEXT_DOCUMENT_COMPLETION,
-        types.CompletionOptions(resolve_provider=False, trigger_characters=None),
+        types.CompletionOptions(resolve_provider=False, trigger_characters=TRIGGER_CHARACTERS),
     )
     async def completion(
         ls: HanlinLanguageServer, params: types.CompletionParams
@@ -143,7 +171,7 @@ def register(server: HanlinLanguageServer) -> None:
         found = await complete_at(ls, uri, params.position)
         if found is None:
             return types.CompletionList(is_incomplete=True, items=[])
-        text, language = found
+        text, language = found.text, found.language
         doc = ls.documents.get(uri)
         offset = doc.offset_at(params.position.line, params.position.character) if doc else None
         if doc is None or offset is None:  # closed while we were generating
@@ -158,8 +186,7 @@ def register(server: HanlinLanguageServer) -> None:
         )
         new_text = word + text
         first_line = new_text.split("\n", 1)[0].strip() or new_text.strip()
-        item_id = ls.remember_item(language, text)
-        ls.acceptance.offered(language)
+        item_id = _remember(ls, uri, found)
         item = types.CompletionItem(
             label=first_line[:80] + ("…" if len(first_line) > 80 or "\n" in text.strip() else ""),
             kind=types.CompletionItemKind.Text,

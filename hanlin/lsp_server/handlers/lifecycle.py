@@ -64,7 +64,10 @@ def register(server: HanlinLanguageServer) -> None:
         ls.context_ring = ContextRing()
         ls.repo_name = _repo_name(params)
         client = params.client_info.name if params.client_info else "an unknown client"
-        log.info("initialize from %s; settings %s", client, ls.client_config)
+        ls.connect_client_log()  # from here on, log lines go to the client's log
+        log.info(
+            "hanlin-lsp %s: initialize from %s; settings %s", ls.version, client, ls.client_config
+        )
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: HanlinLanguageServer, params: types.InitializedParams) -> None:

@@ -14,6 +14,7 @@ import {
   TransportKind,
 } from "vscode-languageclient/node";
 import { DEFAULT_COMMAND, describeSearch, locateServer, systemHost } from "./serverLocator";
+import { describeStatus, ServerStatus } from "./status";
 
 const SECTION = "hanlin";
 // Keys the server reads (lsp_server/config.py); the rest configure this extension.
@@ -29,13 +30,6 @@ const SERVER_KEYS = [
   "responseCache",
   "endpoint",
 ] as const;
-
-interface ServerStatus {
-  state: "idle" | "loading" | "ready" | "failed";
-  model: string | null;
-  template: string | null;
-  message: string | null;
-}
 
 let client: LanguageClient | undefined;
 let statusItem: vscode.StatusBarItem;
@@ -54,25 +48,9 @@ function serverSettings(): Record<string, unknown> {
 }
 
 function showStatus(status: ServerStatus): void {
-  const name = status.model ?? "no model";
-  switch (status.state) {
-    case "loading":
-      statusItem.text = `$(loading~spin) Hanlin: loading ${name}`;
-      statusItem.tooltip = "Hanlin is loading the completion model";
-      break;
-    case "ready":
-      statusItem.text = "$(sparkle) Hanlin";
-      statusItem.tooltip = `Hanlin: ${name}${status.template ? ` (${status.template})` : ""} — click for statistics`;
-      break;
-    case "failed":
-      statusItem.text = "$(error) Hanlin";
-      statusItem.tooltip = status.message ?? "The completion model failed to load";
-      break;
-    default:
-      statusItem.text = "$(circle-slash) Hanlin";
-      statusItem.tooltip =
-        "No completion model: set `hanlin.model`, or choose one in the Hanlin app";
-  }
+  const { text, tooltip } = describeStatus(status);
+  statusItem.text = text;
+  statusItem.tooltip = tooltip;
   statusItem.show();
 }
 
@@ -114,7 +92,10 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     }
   });
   statusItem.text = "$(loading~spin) Hanlin: starting";
+  statusItem.tooltip = `Starting ${command}`;
   statusItem.show();
+  // Before start(): the server sends its first status right after `initialized`.
+  context.subscriptions.push(client.onNotification("hanlin/status", showStatus));
   try {
     await client.start();
   } catch (error) {
@@ -126,7 +107,6 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     );
     return;
   }
-  context.subscriptions.push(client.onNotification("hanlin/status", showStatus));
 }
 
 async function stopClient(): Promise<void> {

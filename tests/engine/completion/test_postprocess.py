@@ -22,7 +22,7 @@ from hanlin.engine.completion.filters import (
 
 def test_registry_holds_every_default_filter_each_in_its_own_module() -> None:
     assert set(DEFAULT_FILTERS) <= set(FILTERS)
-    assert len(DEFAULT_FILTERS) == 7
+    assert len(DEFAULT_FILTERS) == 8
     for name in DEFAULT_FILTERS:
         assert FILTERS[name].__module__ == f"hanlin.engine.completion.filters.{name}"
     with pytest.raises(KeyError, match="unknown post-processing filter"):

@@ -27,6 +27,7 @@ from hanlin.engine.completion.filters.base import (
     wants_multiline,
 )
 from hanlin.engine.completion.filters.drop_duplicate_closing import drop_duplicate_closing
+from hanlin.engine.completion.filters.drop_indent_token_space import drop_indent_token_space
 from hanlin.engine.completion.filters.drop_suffix_repeat import drop_suffix_repeat
 from hanlin.engine.completion.filters.limit_scope_by_indentation import (
     limit_scope_by_indentation,
@@ -50,6 +51,7 @@ __all__ = [
 #: every filter by name; `register_filter` adds more
 FILTERS: dict[str, Filter] = {
     "strip_special_tokens": strip_special_tokens,
+    "drop_indent_token_space": drop_indent_token_space,
     "single_line_if_text_right": single_line_if_text_right,
     "limit_scope_by_indentation": limit_scope_by_indentation,
     "remove_repetitive_lines": remove_repetitive_lines,
@@ -74,6 +76,7 @@ def register_filter(name: str) -> Callable[[Filter], Filter]:
 #: on screen, and whitespace last (earlier cuts leave trailing blanks)
 DEFAULT_FILTERS: tuple[str, ...] = (
     "strip_special_tokens",
+    "drop_indent_token_space",
     "single_line_if_text_right",
     "limit_scope_by_indentation",
     "remove_repetitive_lines",
