@@ -17,6 +17,13 @@ A remote model (an `endpoint` setting, or a `NAME/MODEL` reference to a `[[remot
 server) is "loaded" by reaching the server and choosing its route (`/infill` or
 `/v1/completions`); `hanlin.engine.remote.completion.RemoteCompleter` then stands in for
 the engine, with the same `complete()`, and a cancel aborts its HTTP request.
+
+Idle work (engine/completion/idle.py) runs on its own thread while the user reads or
+types: `warm(request)` evaluates a prompt (the handlers call it when a file is opened
+or focused and after a cursor jump), and after every non-empty answer the service
+prefetches the completion seen once it is accepted — or, when the budget made the
+answer come from the small window, evaluates the full prompt. Every real request
+interrupts idle work first, so it never waits more than one short prompt chunk.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hanlin.engine.completion.idle import IdleWorker
 from hanlin.engine.core.cancel import CancelToken, Progress
 from hanlin.engine.core.errors import Cancelled, HanlinError, ModelLoadError
 
@@ -58,6 +66,13 @@ class LoadSpec:
     threads: int | None = None
     #: a remote server (a `[[remote]]` name or a URL); `model` is then the model on it
     endpoint: str | None = None
+    #: shortest cached run shifted-KV reuse moves (`cacheReuse`; 0 = prefix reuse only)
+    reuse_chunk: int = 256
+    #: prompt-lookup drafts while generating (`drafts`)
+    drafts: bool = True
+    #: save the context's KV state to disk in idle time, load it after a restart
+    #: (`persistKv`; the store's size is settings.toml's `kv_cache_mb`, 0 = off)
+    persist_kv: bool = True
 
 
 @dataclass(slots=True)
@@ -79,6 +94,9 @@ class CompletionService:
         self._generation = 0
         self.state: ServiceState = "idle"
         self.error: HanlinError | None = None
+        #: warm-ups and prefetches between requests (`idle_work=False` turns them off)
+        self.idle = IdleWorker()
+        self.idle_work = True
 
     # -- state ----------------------------------------------------------------
     @property
@@ -214,7 +232,19 @@ class CompletionService:
             on_progress=on_progress,
         )
         token.raise_if_cancelled()
-        engine = CompletionEngine(model, kv_reuse=spec.kv_reuse, response_cache=spec.response_cache)
+        kv_store = None
+        if spec.persist_kv:
+            from hanlin.engine.runtime.kv_state_store import KVStateStore
+
+            kv_store = KVStateStore.from_settings()
+        engine = CompletionEngine(
+            model,
+            kv_reuse=spec.kv_reuse,
+            response_cache=spec.response_cache,
+            reuse_chunk=spec.reuse_chunk,
+            drafts=spec.drafts,
+            kv_store=kv_store,
+        )
         return _Loaded(spec=spec, model=model, engine=engine)
 
     @staticmethod
@@ -232,6 +262,7 @@ class CompletionService:
         )
 
     def _unload(self) -> None:
+        self.idle.interrupt("the model is unloaded")
         self._loaded = None
         if self._host is not None:
             self._host.close()
@@ -247,10 +278,37 @@ class CompletionService:
         loaded = self._loaded
         if loaded is None or cancel.cancelled:
             return None
+        self.idle.interrupt()
         try:
-            return loaded.engine.complete(request, cancel=cancel)
+            result = loaded.engine.complete(request, cancel=cancel)
         except Cancelled:
             return None
+        if result.budget_note:
+            log.info("completion budget: %s", result.budget_note)
+        if self.idle_work:
+            engine = loaded.engine
+            if result.text and hasattr(engine, "prefetch"):
+                # what the user sees after accepting it (this also evaluates the full prompt)
+                text = result.text
+                self.idle.submit(
+                    "prefetch", lambda token: engine.prefetch(request, text, cancel=token)
+                )
+            elif result.small_window and hasattr(engine, "warm"):
+                self.idle.submit("warm", lambda token: engine.warm(request, cancel=token))
+        return result
+
+    def warm(self, request: CompletionRequest) -> bool:
+        """Evaluate `request`'s prompt in idle time (a file opened or focused, a cursor jump).
+
+        Returns at once; False when no local model is ready or idle work is off. A real
+        request cancels it; what it evaluated stays in the KV cache.
+        """
+        loaded = self._loaded
+        if loaded is None or not self.idle_work or not hasattr(loaded.engine, "warm"):
+            return False
+        engine = loaded.engine
+        self.idle.submit("warm", lambda token: engine.warm(request, cancel=token))
+        return True
 
     def close(self) -> None:
         with self._lock:
@@ -259,3 +317,4 @@ class CompletionService:
             self._generation += 1
             self.state = "idle"
             self._unload()
+        self.idle.close()

@@ -75,6 +75,16 @@ class ServerConfig:
     extra_context: bool = True
     #: a remote server to complete from: a `[[remote]]` name or a base URL; None = local
     endpoint: str | None = None
+    #: shortest run of cached tokens shifted-KV reuse moves after an edit (0 = prefix reuse only)
+    cache_reuse: int = 256
+    #: prompt-lookup drafts (tokens copied from the document, verified in one batch)
+    drafts: bool = True
+    #: keep the context's KV state on disk so a restarted editor starts warm
+    persist_kv: bool = True
+    #: warm-ups (a file opened or focused) and prefetches (after a shown completion) when idle
+    idle_work: bool = True
+    #: on a cold prompt that cannot fit the budget, answer from the lines around the cursor
+    small_window: bool = True
 
     def engine_key(self) -> tuple[object, ...]:
         """What requires a new CompletionEngine (or model) when it changes."""
@@ -85,6 +95,9 @@ class ServerConfig:
             self.context_length,
             self.threads,
             self.endpoint,
+            self.cache_reuse,
+            self.drafts,
+            self.persist_kv,
         )
 
 
@@ -102,6 +115,11 @@ SETTING_KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "threads": ("threads", (int,)),
     "extraContext": ("extra_context", (bool,)),
     "endpoint": ("endpoint", (str,)),
+    "cacheReuse": ("cache_reuse", (int,)),
+    "drafts": ("drafts", (bool,)),
+    "persistKv": ("persist_kv", (bool,)),
+    "idleWork": ("idle_work", (bool,)),
+    "smallWindow": ("small_window", (bool,)),
 }
 _FIELD_NAMES = {f.name for f in fields(ServerConfig)}
 #: keys editor extensions keep in the same section for themselves

@@ -433,11 +433,15 @@ class HanlinLanguageServer(LanguageServer):
             response_cache=cfg.response_cache,
             context_length=cfg.context_length,
             threads=threads,
+            reuse_chunk=max(0, cfg.cache_reuse),
+            drafts=cfg.drafts,
+            persist_kv=cfg.persist_kv,
         )
 
     def apply_settings(self) -> None:
         """(Re)load the model if the effective choice changed; report progress."""
         spec = self.effective_spec()
+        self.service.idle_work = self.client_config.idle_work
         if spec is None and self.service.wanted is None:
             if self.service.state == "idle":
                 log.info("%s: %s", NO_MODEL_MESSAGE, NO_MODEL_HINT)
@@ -511,6 +515,7 @@ class HanlinLanguageServer(LanguageServer):
                 self.service.template_name,
                 self.service.backend,
             )
+            self._warm_after_load()
             if fallback := self.service.gpu_fallback:
                 # never silently slower: say why the GPU is not used
                 self.window_show_message(
@@ -518,6 +523,15 @@ class HanlinLanguageServer(LanguageServer):
                         type=types.MessageType.Warning, message=f"Hanlin: {fallback}"
                     )
                 )
+
+    def _warm_after_load(self) -> None:
+        """A model that became ready while a file was open: read that file's prompt now."""
+        from hanlin.lsp_server.handlers.context import warm_document
+
+        opened = self.documents.all()
+        uri = self.last_uri or (opened[-1].uri if opened else None)
+        if uri is not None:
+            warm_document(self, uri)
 
     async def poll_settings_forever(self) -> None:
         """Follow the desktop app's settings file and flush statistics, on a timer."""

@@ -138,7 +138,12 @@ async def test_cancellation_storm_answers_the_latest(smollm2_path: Path) -> None
 
 
 async def test_cancel_request_is_honoured(smollm2_path: Path) -> None:
-    async with lsp_session(_options(smollm2_path, maxTokens=200, multiline=True)) as client:
+    # no small-window answer and no warm-up on open: the request must still be reading its
+    # whole prompt when the cancel lands
+    options = _options(
+        smollm2_path, maxTokens=200, multiline=True, smallWindow=False, idleWork=False
+    )
+    async with lsp_session(options) as client:
         assert await wait_for_state(client) == "ready"
         # a long prefix, so the request is still evaluating its prompt when the cancel lands
         story = "".join(
@@ -282,3 +287,35 @@ async def test_fim_model_uses_its_fim_template(tiny_fim_path: Path) -> None:
         assert request["promptTokens"] > 0
         for item in items_of(result):
             assert "<|fim" not in item.insert_text and "<|endoftext|>" not in item.insert_text
+
+
+async def test_a_file_opened_is_read_while_the_user_reads(smollm2_path: Path) -> None:
+    """didOpen warms the prompt in idle time: the first keystroke at the end of the file
+    then reads only a few new tokens, where without idle work it reads the whole file."""
+    story = "".join(f"def step_{i}(x):\n    return x * {i} + {i * 3}\n\n" for i in range(24))
+    evaluated = {}
+    for idle in (True, False):
+        # persistKv off: the second session would otherwise start from the first one's
+        # saved state (which is what persistence is for, tested in tests/engine/completion)
+        options = _options(
+            smollm2_path,
+            maxTokens=4,
+            idleWork=idle,
+            extraContext=False,
+            smallWindow=False,
+            persistKv=False,
+            timeBudgetMs=300_000,  # the whole prompt, however loaded the machine
+        )
+        async with lsp_session(options) as client:
+            assert await wait_for_state(client) == "ready"
+            open_doc(client, URI, story)
+            deadline = time.monotonic() + 90
+            while idle and time.monotonic() < deadline:  # the user reads the file
+                if (await server_stats(client))["totals"]["warm_tokens"] >= 300:
+                    break
+                await asyncio.sleep(0.25)
+            await inline_at(client, URI, story.count("\n"), 0)
+            stats = await server_stats(client)
+            evaluated[idle] = stats["requests"][-1]["tokensEvaluated"]
+    assert evaluated[False] > 300
+    assert evaluated[True] < evaluated[False] / 5

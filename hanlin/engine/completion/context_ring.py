@@ -12,7 +12,13 @@ breaks and every request re-reads everything. Hence:
   the ring (or very similar to one) is not added again, so re-opening a file
   does not reshuffle the prompt;
 - the ring is bounded by a number of chunks and a total number of characters;
-  the oldest chunks are evicted first.
+  the *stalest* chunk is evicted first: the one least recently added or seen again
+  (re-adding a held chunk marks it fresh without moving it), never the chunk just added;
+- a new chunk changes the prompt in the middle, so every token after it must be
+  evaluated again: callers can `stage` chunks as they come and `commit_staged()` them
+  in idle time, just before warming the prompt (the engine's `warm`), so no keystroke
+  pays for it. Evicting a chunk only removes tokens, which the engine's shifted-KV
+  reuse (engine/completion/kv_shift.py) handles without re-evaluating what follows.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ def chunk_similarity(a: str, b: str) -> float:
     return len(la & lb) / len(la | lb)
 
 
+def _digest(chunk: ContextChunk) -> str:
+    return hashlib.blake2b(f"{chunk.filename}\0{chunk.text}".encode(), digest_size=16).hexdigest()
+
+
 class ContextRing:
     """Recently seen chunks of workspace documents, oldest first, bounded in size.
 
@@ -68,6 +78,10 @@ class ContextRing:
         self.similarity_threshold = similarity_threshold
         self._chunks: list[ContextChunk] = []
         self._digests: set[str] = set()
+        #: digest -> tick of its latest add (or re-add); the lowest is the stalest
+        self._fresh: dict[str, int] = {}
+        self._tick = 0
+        self._staged: list[ContextChunk] = []
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -106,41 +120,67 @@ class ContextRing:
         if len(text) > self.max_chars:
             text = text[: self.max_chars]
             chunk = ContextChunk(chunk.filename, text)
-        digest = hashlib.blake2b(f"{chunk.filename}\0{text}".encode(), digest_size=16).hexdigest()
+        digest = _digest(chunk)
         with self._lock:
+            self._tick += 1
             if digest in self._digests:
+                self._fresh[digest] = self._tick
                 return False
             for held in self._chunks:
                 if chunk_similarity(held.text, text) >= self.similarity_threshold:
+                    self._fresh[_digest(held)] = self._tick
                     return False
             self._chunks.append(chunk)
             self._digests.add(digest)
-            self._evict_locked()
+            self._fresh[digest] = self._tick
+            self._evict_locked(keep=digest)
             return True
 
-    def _evict_locked(self) -> None:
+    def _evict_locked(self, keep: str) -> None:
         while len(self._chunks) > self.max_chunks or (
             len(self._chunks) > 1 and sum(len(c.text) for c in self._chunks) > self.max_chars
         ):
-            old = self._chunks.pop(0)
-            self._digests.discard(
-                hashlib.blake2b(f"{old.filename}\0{old.text}".encode(), digest_size=16).hexdigest()
-            )
+            candidates = [c for c in self._chunks if _digest(c) != keep]
+            if not candidates:
+                return
+            old = min(candidates, key=lambda c: self._fresh.get(_digest(c), 0))
+            self._chunks.remove(old)
+            self._digests.discard(_digest(old))
+            self._fresh.pop(_digest(old), None)
+
+    def stage(self, filename: str, text: str, cursor_line: int | None = None) -> None:
+        """Queue `add_document` for the next `commit_staged()` (idle time)."""
+        chunk_text = self._window(text, cursor_line)
+        if chunk_text.strip():
+            with self._lock:
+                self._staged.append(ContextChunk(filename, chunk_text))
+
+    @property
+    def staged(self) -> int:
+        with self._lock:
+            return len(self._staged)
+
+    def commit_staged(self) -> int:
+        """Add the staged chunks (oldest first); returns how many entered the ring."""
+        with self._lock:
+            staged, self._staged = self._staged, []
+        return sum(self.add_chunk(chunk) for chunk in staged)
 
     def remove(self, filename: str) -> None:
         """Forget every chunk of `filename` (e.g. the file was deleted)."""
         with self._lock:
             kept = [c for c in self._chunks if c.filename != filename]
             self._chunks = kept
-            self._digests = {
-                hashlib.blake2b(f"{c.filename}\0{c.text}".encode(), digest_size=16).hexdigest()
-                for c in kept
-            }
+            self._digests = {_digest(c) for c in kept}
+            self._fresh = {d: t for d, t in self._fresh.items() if d in self._digests}
+            self._staged = [c for c in self._staged if c.filename != filename]
 
     def clear(self) -> None:
         with self._lock:
             self._chunks.clear()
             self._digests.clear()
+            self._fresh.clear()
+            self._staged.clear()
 
     def chunks(self, exclude: str | None = None) -> list[ContextChunk]:
         """The held chunks, oldest first; chunks of `exclude` (the current file) left out."""

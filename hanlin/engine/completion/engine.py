@@ -10,11 +10,27 @@ What makes it fast (after llama.vscode and Continue):
   context; when the user types the characters a shown completion predicted
   (new prefix = old prefix + the start of the old completion), the rest of it
   is returned without running the model.
-- **Budgets.** A cancel flag is checked between prompt chunks and between
-  generated tokens (a newer keystroke cancels the older request), and time
-  budgets cap prompt processing and prediction (llama.vscode's
-  `t_max_prompt_ms` / `t_max_predict_ms`). Work done before a cancel or a
-  timeout stays in the KV cache, so the next request starts from there.
+- **Shifted KV reuse.** When text is removed mid-prompt (a ring chunk evicted,
+  the prefix window moved, a line deleted), cached runs of at least `reuse_chunk`
+  tokens after it are shifted into place (engine/completion/kv_shift.py, what
+  llama-server's `--cache-reuse` does) instead of being evaluated again.
+- **Budgets that hold.** A cancel flag is checked between prompt chunks and between
+  generated tokens (a newer keystroke cancels the older request). Before evaluating,
+  the engine estimates what the prompt costs from the measured speed
+  (engine/completion/budget.py); when it does not fit `time_budget_ms`, the answer
+  comes from a small window (the lines nearest the cursor, sized to the time left)
+  while the full prompt's evaluated part is parked and put back, and the result says
+  `small_window` so the caller evaluates the full prompt in idle time (`warm`). After
+  `EMPTY_STREAK_LIMIT` answers emptied by the budget in a row, the next one runs
+  until it has a line. Work done before a cancel stays in the KV cache.
+- **Idle work.** `warm(request)` evaluates a prompt without generating (a file just
+  opened or focused, a cursor jump, the full prompt after a small-window answer), and
+  `prefetch(request, shown)` computes the completion the user sees after accepting
+  `shown` into the response cache (llama.vscode's request after a shown hint); both
+  stop at the next chunk when their cancel token fires.
+- **Drafts from context.** Generation verifies tokens drafted by prompt lookup
+  (engine/runtime/speculative.py) — n-grams of the prompt, which holds the document,
+  the suffix and the ring's chunks — several per llama_decode; the output is the same.
 - **Early stops.** Generation stops at the end of the line when only one line
   is wanted, and at the end of the cursor's block (indentation scope) or a
   repetition when several are; special tokens (by id: the vocabulary's CONTROL
@@ -37,6 +53,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from hanlin.engine.completion.budget import KvPark, SpeedMeter, window_limits
 from hanlin.engine.completion.context_ring import ContextChunk
 from hanlin.engine.completion.filters import DEFAULT_FILTERS, FILTERS, postprocess
 from hanlin.engine.completion.filters.base import FilterContext, wants_multiline
@@ -48,11 +65,14 @@ from hanlin.engine.completion.fim import (
     build_prompt,
 )
 from hanlin.engine.completion.fim import detect_template as _detect_template
+from hanlin.engine.completion.kv_shift import DEFAULT_MIN_CHUNK, apply_shift
 from hanlin.engine.core.cancel import NEVER_CANCELLED, CancelToken
 from hanlin.engine.core.errors import Cancelled, GenerationError
 
 if TYPE_CHECKING:
+    from hanlin.engine.runtime.kv_state_store import KVStateStore
     from hanlin.engine.runtime.loader import LoadedModel
+    from hanlin.engine.runtime.speculative import Speculator
 
 __all__ = [
     "CompletionEngine",
@@ -67,6 +87,23 @@ __all__ = [
 PROMPT_CHUNK = 256
 #: how many characters a user may type through a shown completion and still hit the cache
 TYPE_AHEAD_CHARS = 512
+#: prompt tokens per llama_decode in idle work (warm-up, prefetch): a real request waits
+#: at most one such chunk for the model
+IDLE_CHUNK = 64
+#: ...and one such chunk should take about this long, by the measured speed
+IDLE_CHUNK_MS = 150.0
+#: smallest prompt chunk in a request (smaller batches waste the CPU's matrix units)
+MIN_CHUNK = 32
+#: answers emptied by the budget in a row before the next one may overrun it to get a line
+EMPTY_STREAK_LIMIT = 3
+#: small-window size (tokens) before the prompt speed was ever measured
+UNMEASURED_WINDOW_TOKENS = 64
+#: the budget share kept for generation before the decode speed is measured
+GEN_SHARE = 0.35
+#: tokens of generation the budget keeps room for once the decode speed is known
+GEN_RESERVE_TOKENS = 12
+#: share of the prompt time left that the small window may use
+WINDOW_SHARE = 0.6
 
 
 @dataclass
@@ -89,6 +126,8 @@ class CompletionRequest:
     t_max_predict_ms: int | None = None
     #: workspace folder name (Qwen2.5-Coder's `<|repo_name|>`)
     repo_name: str | None = None
+    #: answer from a small window when the full prompt does not fit the budget
+    small_window: bool = True
 
 
 @dataclass
@@ -108,6 +147,17 @@ class CompletionResult:
     prompt_tokens: int = 0
     #: the model's text before post-processing
     raw_text: str = ""
+    #: the answer came from the small window (the full prompt did not fit the budget)
+    small_window: bool = False
+    #: why the budget shaped this answer ("" when it did not): for the status line and log
+    budget_note: str = ""
+    #: cached tokens moved into place by shifted-KV reuse (part of `tokens_cached`)
+    tokens_shifted: int = 0
+    #: tokens drafted by prompt lookup and of those accepted by the model
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    #: the answer is a prefetched completion (computed before the user accepted the last one)
+    prefetched: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +170,12 @@ class CompletionResult:
             "stopReason": self.stop_reason,
             "template": self.template,
             "promptTokens": self.prompt_tokens,
+            "smallWindow": self.small_window,
+            "budgetNote": self.budget_note,
+            "tokensShifted": self.tokens_shifted,
+            "draftedTokens": self.drafted_tokens,
+            "acceptedTokens": self.accepted_tokens,
+            "prefetched": self.prefetched,
         }
 
 
@@ -133,12 +189,32 @@ class EngineTotals:
     tokens_evaluated: int = 0
     tokens_cached: int = 0
     generated_tokens: int = 0
+    #: of `tokens_cached`, tokens reused by shifting them (kv_shift.py)
+    tokens_shifted: int = 0
+    #: answers from the small window, and answers the budget left empty
+    small_window_answers: int = 0
+    budget_empty: int = 0
+    #: idle work: prompt tokens evaluated by warm-ups (and prefetches), prefetches run
+    warm_tokens: int = 0
+    prefetches: int = 0
+    #: requests answered by a prefetched completion, over `prefetches`
+    prefetch_hits: int = 0
+    prefetch_hit_rate: float | None = None
+    #: prompt-lookup drafts: tokens drafted, accepted, accepted / drafted
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    draft_acceptance_rate: float | None = None
+    #: prompt tokens loaded from KV states saved on disk (instead of evaluated)
+    restored_tokens: int = 0
 
 
 @dataclass
 class _CacheEntry:
     text: str
     raw_text: str
+    #: made by `prefetch`; `used` once a request was answered from it
+    prefetched: bool = False
+    used: bool = False
 
 
 class ResponseCache:
@@ -178,6 +254,11 @@ class ResponseCache:
 
     def lookup(self, header: str, prefix: str) -> tuple[str, str] | None:
         """(remaining completion, typed chars) for an exact or typed-ahead hit, else None."""
+        hit = self.lookup_entry(header, prefix)
+        return None if hit is None else (hit[0], hit[1])
+
+    def lookup_entry(self, header: str, prefix: str) -> tuple[str, str, _CacheEntry] | None:
+        """`lookup` plus the entry that answered."""
         with self._lock:
             if not self._entries:
                 return None
@@ -197,10 +278,10 @@ class ResponseCache:
                 chars = prefix[len(prefix) - typed :] if typed else ""
                 if typed == 0:
                     self._entries.move_to_end(key)
-                    return entry.text, ""
+                    return entry.text, "", entry
                 if entry.text.startswith(chars) and len(entry.text) > typed:
                     self._entries.move_to_end(key)
-                    return entry.text[typed:], chars
+                    return entry.text[typed:], chars, entry
         return None
 
     def clear(self) -> None:
@@ -222,6 +303,8 @@ class _Generation:
     tokens: int = 0
     stop_reason: str = "stop"
     pieces: list[bytes] = field(default_factory=list)
+    drafted: int = 0
+    accepted: int = 0
 
 
 class CompletionEngine:
@@ -238,6 +321,9 @@ class CompletionEngine:
         limits: PromptLimits | None = None,
         filters: Sequence[str] = DEFAULT_FILTERS,
         temperature: float = 0.0,
+        reuse_chunk: int = DEFAULT_MIN_CHUNK,
+        drafts: bool = True,
+        kv_store: KVStateStore | None = None,
     ) -> None:
         from hanlin.engine.runtime.session import build_sampler
 
@@ -247,6 +333,8 @@ class CompletionEngine:
         self.model = model
         self.kv_reuse = kv_reuse
         self.response_cache = response_cache
+        #: shortest cached run that shifted-KV reuse moves (0: prefix reuse only)
+        self.reuse_chunk = reuse_chunk
         self.limits = limits or PromptLimits()
         self.filters = tuple(filters)
         self.vocab = LlamaVocab(model.llama)
@@ -255,10 +343,23 @@ class CompletionEngine:
         self.special_texts: tuple[str, ...] = self.vocab.special_texts()
         self.cache = ResponseCache(cache_size)
         self.totals = EngineTotals()
+        self.speed = SpeedMeter()
         self._stats_lock = threading.Lock()
         self._sampler = build_sampler(model.session.vocab, temperature=temperature)
         self._stop_ids: frozenset[int] = frozenset()
         self._n_vocab = self.vocab.n_vocab
+        self._empty_streak = 0
+        #: saved KV states on disk (engine/runtime/kv_state_store.py): warm after a restart
+        self.kv_store = kv_store
+        self._saved_at = 0
+        self.speculator: Speculator | None = None
+        if drafts:
+            from hanlin.engine.runtime.speculative import PromptLookupDrafter, Speculator
+
+            # the engine's own (not the chat's): its policy learns how code drafts fare
+            self.speculator = Speculator(
+                PromptLookupDrafter(), backend=getattr(model, "backend", "cpu") or "cpu"
+            )
 
     # ------------------------------------------------------------------ public
 
@@ -270,71 +371,89 @@ class CompletionEngine:
         self, request: CompletionRequest, *, cancel: CancelToken | None = None
     ) -> CompletionResult:
         """Complete at the cursor; `Cancelled` if `cancel` fires (the KV cache stays valid)."""
-        cancel = cancel or NEVER_CANCELLED
-        started = time.perf_counter()
-        fctx = self.filter_context(request)
-        multiline = fctx.multiline
-        header = self._cache_header(request, multiline)
-        if self.response_cache:
-            hit = self.cache.lookup(header, request.prefix)
-            if hit is not None:
-                text, _typed = hit
-                text = postprocess(text, fctx, self.filters) if text else ""
-                result = CompletionResult(
-                    text=text,
-                    tokens_evaluated=0,
-                    tokens_cached=0,
-                    generated_tokens=0,
-                    from_cache=True,
-                    elapsed_ms=(time.perf_counter() - started) * 1000,
-                    stop_reason="cache",
-                    template=self.template.name,
-                    raw_text=hit[0],
-                )
-                self._count(result)
-                return result
+        return self._complete(request, cancel or NEVER_CANCELLED, prefetch=False)
 
-        cancel.raise_if_cancelled()
+    def warm(self, request: CompletionRequest, *, cancel: CancelToken | None = None) -> int:
+        """Evaluate `request`'s full prompt into the KV cache without generating (idle time).
+
+        Returns the tokens evaluated; stops quietly at the next chunk once `cancel` fires
+        (what was evaluated stays cached for the next request).
+        """
+        cancel = cancel or NEVER_CANCELLED
+        if cancel.cancelled:
+            return 0
+        multiline = self.filter_context(request).multiline
         with self.model.lock:
             if getattr(self.model, "closed", False):
-                raise GenerationError(
-                    "The completion model was closed", "load a model again to get completions"
-                )
+                return 0
             prompt = self._build_prompt(request, multiline)
+            self._restore_saved(prompt.tokens)
+            cached, shifted = self._reuse(prompt.tokens)
+            chunk = self._chunk_for(IDLE_CHUNK_MS, IDLE_CHUNK, floor=8)
             try:
-                evaluated, cached, timed_out = self._evaluate(prompt, request, cancel, started)
+                reached = self._eval_range(prompt.tokens, cached, cancel, None, chunk)
             except Cancelled:
-                with self._stats_lock:
-                    self.totals.cancelled += 1
-                raise
-            if timed_out:
-                gen = _Generation(stop_reason="time")
-            else:
-                gen = self._generate(prompt, request, multiline, cancel, started)
-        if gen.stop_reason == "cancelled":
-            with self._stats_lock:
-                self.totals.cancelled += 1
-                self.totals.tokens_evaluated += evaluated
-                self.totals.tokens_cached += cached
-            raise Cancelled(cancel.reason or "Cancelled: a newer request replaced this one.")
+                reached = len(self.model.session.tokens)
+        evaluated = max(0, reached - cached)
+        with self._stats_lock:
+            self.totals.warm_tokens += evaluated
+            self.totals.tokens_shifted += shifted
+        if reached == len(prompt.tokens) and not cancel.cancelled:
+            self._save_state()
+        return evaluated
 
-        text = postprocess(gen.raw, fctx, self.filters)
-        result = CompletionResult(
-            text=text,
-            tokens_evaluated=evaluated,
-            tokens_cached=cached,
-            generated_tokens=gen.tokens,
-            from_cache=False,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
-            stop_reason=gen.stop_reason,
-            template=self.template.name,
-            prompt_tokens=len(prompt.tokens),
-            raw_text=gen.raw,
+    def _restore_saved(self, tokens: Sequence[int]) -> None:
+        """Load a saved KV state when it spares more of `tokens` than the cache holds."""
+        store = self.kv_store
+        if store is None or not self.kv_reuse:
+            return
+        session = self.model.session
+        if session.common_prefix(session.tokens, tokens) >= len(tokens) // 2:
+            return
+        restored = store.restore(self.model, tokens)
+        if restored is not None:
+            self._saved_at = restored.stored_tokens
+            with self._stats_lock:
+                self.totals.restored_tokens += restored.matched_tokens
+
+    def _save_state(self) -> None:
+        """Save what the cache holds (idle time), when it grew enough since the last save."""
+        store = self.kv_store
+        held = len(self.model.session.tokens)
+        if store is None or abs(held - self._saved_at) < store.min_save_tokens:
+            return
+        saved = store.save(self.model)
+        if saved is not None:
+            self._saved_at = saved.tokens
+
+    def prefetch(
+        self, request: CompletionRequest, shown: str, *, cancel: CancelToken | None = None
+    ) -> CompletionResult | None:
+        """Compute the completion seen after accepting `shown` at `request`'s cursor.
+
+        The result goes into the response cache (marked prefetched), so the request that
+        follows the acceptance is answered at once; None when it was cancelled, when
+        `shown` is empty or when that completion is cached already.
+        """
+        cancel = cancel or NEVER_CANCELLED
+        if not shown or not self.response_cache or cancel.cancelled:
+            return None
+        after = replace(
+            request,
+            prefix=request.prefix + shown,
+            # nobody waits for it: the full prompt, interrupted only by a real request
+            time_budget_ms=max(request.time_budget_ms * 10, 30_000),
+            t_max_prompt_ms=None,
+            t_max_predict_ms=None,
+            small_window=False,
         )
-        if self.response_cache and gen.stop_reason != "time":
-            self.cache.put(self.cache.key(header, request.prefix), _CacheEntry(text, gen.raw))
-        self._count(result)
-        return result
+        header = self._cache_header(after, self.filter_context(after).multiline)
+        if self.cache.lookup(header, after.prefix) is not None:
+            return None
+        try:
+            return self._complete(after, cancel, prefetch=True)
+        except Cancelled:
+            return None
 
     def filter_context(self, request: CompletionRequest) -> FilterContext:
         """What the post-processing filters see for `request`.
@@ -357,16 +476,121 @@ class CompletionEngine:
 
     # ------------------------------------------------------------------ internals
 
-    def _count(self, result: CompletionResult) -> None:
+    def _complete(
+        self, request: CompletionRequest, cancel: CancelToken, *, prefetch: bool
+    ) -> CompletionResult:
+        started = time.perf_counter()
+        fctx = self.filter_context(request)
+        multiline = fctx.multiline
+        header = self._cache_header(request, multiline)
+        if self.response_cache and not prefetch:
+            hit = self.cache.lookup_entry(header, request.prefix)
+            if hit is not None:
+                text, _typed, entry = hit
+                first_use = entry.prefetched and not entry.used
+                entry.used = True
+                text = postprocess(text, fctx, self.filters) if text else ""
+                result = CompletionResult(
+                    text=text,
+                    tokens_evaluated=0,
+                    tokens_cached=0,
+                    generated_tokens=0,
+                    from_cache=True,
+                    elapsed_ms=(time.perf_counter() - started) * 1000,
+                    stop_reason="cache",
+                    template=self.template.name,
+                    raw_text=hit[0],
+                    prefetched=entry.prefetched,
+                )
+                self._count(result, prefetch_hit=first_use)
+                return result
+
+        cancel.raise_if_cancelled()
+        with self.model.lock:
+            if getattr(self.model, "closed", False):
+                raise GenerationError(
+                    "The completion model was closed", "load a model again to get completions"
+                )
+            prompt = self._build_prompt(request, multiline)
+            if not self.model.session.tokens:  # a fresh start: a saved state may be there
+                self._restore_saved(prompt.tokens)
+            try:
+                run = self._run(prompt, request, multiline, cancel, started, idle=prefetch)
+            except Cancelled:
+                with self._stats_lock:
+                    self.totals.cancelled += int(not prefetch)  # idle work is not counted
+                raise
+        gen = run.gen
+        if gen.stop_reason == "cancelled":
+            with self._stats_lock:
+                if prefetch:
+                    self.totals.warm_tokens += run.evaluated
+                else:
+                    self.totals.cancelled += 1
+                    self.totals.tokens_evaluated += run.evaluated
+                self.totals.tokens_cached += run.cached
+            raise Cancelled(cancel.reason or "Cancelled: a newer request replaced this one.")
+
+        text = postprocess(gen.raw, fctx, self.filters)
+        note = run.note
+        if not prefetch:
+            if not text.strip() and gen.stop_reason == "time":
+                self._empty_streak += 1
+                note = note or "the time budget ran out before the model wrote anything"
+            else:
+                self._empty_streak = 0
+        result = CompletionResult(
+            text=text,
+            tokens_evaluated=run.evaluated,
+            tokens_cached=run.cached,
+            generated_tokens=gen.tokens,
+            from_cache=False,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            stop_reason=gen.stop_reason,
+            template=self.template.name,
+            prompt_tokens=run.prompt_tokens,
+            raw_text=gen.raw,
+            small_window=run.small_window,
+            budget_note=note,
+            tokens_shifted=run.shifted,
+            drafted_tokens=gen.drafted,
+            accepted_tokens=gen.accepted,
+            prefetched=prefetch,
+        )
+        if self.response_cache and gen.stop_reason != "time":
+            self.cache.put(
+                self.cache.key(header, request.prefix),
+                _CacheEntry(text, gen.raw, prefetched=prefetch),
+            )
+        self._count(result, prefetch=prefetch)
+        return result
+
+    def _count(
+        self, result: CompletionResult, *, prefetch: bool = False, prefetch_hit: bool = False
+    ) -> None:
         with self._stats_lock:
             s = self.totals
-            s.requests += 1
-            s.cache_hits += int(result.from_cache)
-            s.tokens_evaluated += result.tokens_evaluated
+            if prefetch:
+                s.prefetches += 1
+                s.warm_tokens += result.tokens_evaluated
+            else:
+                s.requests += 1
+                s.cache_hits += int(result.from_cache)
+                s.tokens_evaluated += result.tokens_evaluated
+                s.small_window_answers += int(result.small_window)
+                s.budget_empty += int(result.stop_reason == "time" and not result.text.strip())
             s.tokens_cached += result.tokens_cached
+            s.tokens_shifted += result.tokens_shifted
             s.generated_tokens += result.generated_tokens
+            s.prefetch_hits += int(prefetch_hit)
+            if s.prefetches:
+                s.prefetch_hit_rate = round(s.prefetch_hits / s.prefetches, 4)
+            s.drafted_tokens += result.drafted_tokens
+            s.accepted_tokens += result.accepted_tokens
+            if s.drafted_tokens:
+                s.draft_acceptance_rate = round(s.accepted_tokens / s.drafted_tokens, 4)
 
-    def stats_dict(self) -> dict[str, int]:
+    def stats_dict(self) -> dict[str, Any]:
         with self._stats_lock:
             return asdict(self.totals)
 
@@ -392,14 +616,16 @@ class CompletionEngine:
             )
         )
 
-    def _build_prompt(self, request: CompletionRequest, multiline: bool) -> FimPrompt:
+    def _build_prompt(
+        self, request: CompletionRequest, multiline: bool, limits: PromptLimits | None = None
+    ) -> FimPrompt:
         """The prompt, shrunk until it and the answer fit the context window.
 
         `multiline` picks the mode of templates that declare one (CodeGeeX4's LINE/BLOCK).
         """
         n_ctx = int(getattr(self.model, "n_ctx", 0) or self.model.session.n_ctx)
         room = n_ctx - max(1, request.max_tokens) - 1
-        limits = self.limits
+        limits = limits or self.limits
         for _ in range(6):
             prompt = build_prompt(
                 self.vocab,
@@ -432,32 +658,168 @@ class CompletionEngine:
             "load the completion model with a larger context, or lower maxTokens",
         )
 
-    def _evaluate(
-        self, prompt: FimPrompt, request: CompletionRequest, cancel: CancelToken, started: float
-    ) -> tuple[int, int, bool]:
-        """Bring the KV cache to `prompt.tokens`; (evaluated, cached, timed out)."""
+    # -- evaluating within the budget ---------------------------------------------------
+
+    def _reuse(self, tokens: Sequence[int]) -> tuple[int, int]:
+        """Make the KV cache a prefix of `tokens` (prefix + shifted reuse): (cached, shifted)."""
         session = self.model.session
-        tokens = prompt.tokens
-        if self.kv_reuse:
-            keep = session.common_prefix(session.tokens, tokens)
-            if keep == len(tokens):
-                keep -= 1  # the last token runs again to produce fresh logits
-        else:
-            keep = 0
-        keep = session.truncate(keep)  # llama_memory_seq_rm of the diverging tail
-        cached = keep
-        budget_ms = min(request.t_max_prompt_ms or request.time_budget_ms, request.time_budget_ms)
-        deadline = _Deadline(started, budget_ms)
-        pos = keep
+        if not self.kv_reuse:
+            session.truncate(0)
+            return 0, 0
+        plan = apply_shift(session, tokens, self.reuse_chunk)
+        keep = len(session.tokens)
+        if keep >= len(tokens):
+            keep = session.truncate(len(tokens) - 1)  # the last token runs again for its logits
+        return keep, min(plan.shifted, keep)
+
+    def _chunk_for(self, ms: float, ceiling: int, floor: int = MIN_CHUNK) -> int:
+        """Prompt tokens per llama_decode so that one chunk takes about `ms`."""
+        return max(min(floor, ceiling), min(ceiling, self.speed.tokens_within(ms, ceiling)))
+
+    def _eval_range(
+        self,
+        tokens: Sequence[int],
+        pos: int,
+        cancel: CancelToken,
+        deadline: _Deadline | None,
+        chunk: int,
+        *,
+        at_least_one: bool = False,
+    ) -> int:
+        """Evaluate `tokens[pos:]` in chunks; returns the position reached (the deadline
+        stops it before a chunk it predicts would end past it; `at_least_one` evaluates
+        one chunk whatever the deadline says)."""
+        session = self.model.session
+        start = pos
         while pos < len(tokens):
             if cancel.cancelled:
                 raise Cancelled(cancel.reason or "Cancelled: a newer request replaced this one.")
-            if pos > keep and deadline.passed():
-                return pos - keep, cached, True
-            end = min(len(tokens), pos + PROMPT_CHUNK)
+            end = min(len(tokens), pos + chunk)
+            if deadline is not None and not (at_least_one and pos == start):
+                cost = self.speed.prompt_ms(end - pos)
+                ahead = time.perf_counter() + (cost or 0.0) / 1000.0
+                if deadline.passed() or (cost is not None and ahead > deadline.at):
+                    return pos
+            t0 = time.perf_counter()
             session.evaluate(tokens[:end], reuse=True)
+            self.speed.prompt_measured(end - pos, time.perf_counter() - t0)
             pos = end
-        return len(tokens) - keep, cached, False
+        return pos
+
+    def _gen_reserve_ms(self, request: CompletionRequest) -> float:
+        per = self.speed.decode_ms_per_token
+        share = request.time_budget_ms * GEN_SHARE
+        if per is None:
+            return share
+        return min(share, per * min(GEN_RESERVE_TOKENS, max(1, request.max_tokens)))
+
+    def _run(
+        self,
+        prompt: FimPrompt,
+        request: CompletionRequest,
+        multiline: bool,
+        cancel: CancelToken,
+        started: float,
+        *,
+        idle: bool = False,
+    ) -> _Run:
+        """Evaluate and generate within the budget: the full prompt when it fits (by the
+        measured speed), else the small window around the cursor."""
+        tokens = prompt.tokens
+        budget = float(request.time_budget_ms)
+        prompt_budget = min(float(request.t_max_prompt_ms or budget), budget)
+        must_answer = self._empty_streak >= EMPTY_STREAK_LIMIT
+        allowed = min(prompt_budget, budget - self._gen_reserve_ms(request))
+        session = self.model.session
+        if not request.small_window:
+            cached, shifted = self._reuse(tokens)
+            chunk = (
+                self._chunk_for(IDLE_CHUNK_MS, IDLE_CHUNK, floor=8)
+                if idle
+                else self._chunk_for(budget / 6, PROMPT_CHUNK)
+            )
+            reached = self._eval_range(
+                tokens, cached, cancel, _Deadline(started, prompt_budget), chunk, at_least_one=True
+            )
+            run = _Run(
+                evaluated=reached - cached,
+                cached=cached,
+                shifted=shifted,
+                prompt_tokens=len(tokens),
+            )
+            if reached < len(tokens):
+                run.gen = _Generation(stop_reason="time")
+                run.note = (
+                    f"the prompt ({len(tokens)} tokens) did not fit the time budget of "
+                    f"{request.time_budget_ms} ms; {reached} tokens are evaluated"
+                )
+            else:
+                run.gen = self._generate(prompt, request, multiline, cancel, started, must_answer)
+            return run
+
+        cached, shifted = self._reuse(tokens)
+        run = _Run(cached=cached, shifted=shifted, prompt_tokens=len(tokens))
+        todo = len(tokens) - cached
+        pos = cached
+        if self.speed.prompt_ms_per_token is None and todo > MIN_CHUNK:
+            # never measured: a first small chunk of the full prompt tells the speed
+            pos = self._eval_range(tokens[: pos + MIN_CHUNK], pos, cancel, None, MIN_CHUNK)
+        estimate = self.speed.prompt_ms(len(tokens) - pos) or 0.0
+        elapsed = (time.perf_counter() - started) * 1000
+        if elapsed + estimate <= allowed:
+            chunk = self._chunk_for(budget / 6, PROMPT_CHUNK)
+            pos = self._eval_range(tokens, pos, cancel, _Deadline(started, allowed), chunk)
+            if pos == len(tokens):
+                run.evaluated = pos - cached
+                run.gen = self._generate(prompt, request, multiline, cancel, started, must_answer)
+                return run
+        run.evaluated = pos - cached
+        # The full prompt does not fit: answer from the lines nearest the cursor.
+        elapsed = (time.perf_counter() - started) * 1000
+        window_ms = max(0.0, min(prompt_budget, budget - self._gen_reserve_ms(request)) - elapsed)
+        # at most WINDOW_SHARE of what is left: the answer comes sooner, and the idle time
+        # before the next keystroke goes to the full prompt
+        window_ms *= WINDOW_SHARE
+        cap = max(MIN_CHUNK // 2, self.speed.tokens_within(window_ms, UNMEASURED_WINDOW_TOKENS))
+        window = self._window_prompt(request, multiline, cap)
+        park = KvPark(session)
+        keep = session.common_prefix(session.tokens, window.tokens)
+        # keep what the full prompt has evaluated so far: the next request continues it
+        parked = self.kv_reuse and len(session.tokens) > keep and park.take()
+        try:
+            keep = session.truncate(min(keep, len(window.tokens) - 1))
+            reached = self._eval_range(
+                window.tokens, keep, cancel, None, self._chunk_for(window_ms / 2, PROMPT_CHUNK)
+            )
+            run.evaluated += reached - keep
+            run.gen = self._generate(window, request, multiline, cancel, started, must_answer)
+        finally:
+            if parked:
+                park.restore()
+        run.small_window = True
+        estimate = self.speed.prompt_ms(todo) or 0.0
+        run.note = (
+            f"the full prompt ({len(tokens)} tokens, {todo} not cached) needs ~{estimate:.0f} ms"
+            f", over the "
+            f"{request.time_budget_ms} ms budget: answered from the {len(window.tokens)}-token "
+            "window around the cursor; the rest is evaluated in idle time"
+        )
+        return run
+
+    def _window_prompt(self, request: CompletionRequest, multiline: bool, cap: int) -> FimPrompt:
+        """The small window's prompt: the nearest lines, halved until it fits `cap` tokens."""
+        lines = None
+        prompt: FimPrompt | None = None
+        for _ in range(8):
+            limits = (
+                window_limits(self.limits) if lines is None else window_limits(self.limits, lines)
+            )
+            prompt = self._build_prompt(request, multiline, limits)
+            if len(prompt.tokens) <= cap or limits.prefix_lines <= 1:
+                break
+            lines = max(1, limits.prefix_lines // 2)
+        assert prompt is not None
+        return prompt
 
     def _generate(
         self,
@@ -466,7 +828,9 @@ class CompletionEngine:
         multiline: bool,
         cancel: CancelToken,
         started: float,
+        must_answer: bool = False,
     ) -> _Generation:
+        """Sample the completion; `must_answer` ignores the deadlines until a line is written."""
         from hanlin.engine.runtime.session import PieceDecoder
 
         session = self.model.session
@@ -483,28 +847,49 @@ class CompletionEngine:
         def is_stop(token: int) -> bool:
             return token in stop_ids or vocab.is_control(token)
 
+        speculator = self.speculator
+        if speculator is not None:
+            speculator.drafter.begin(session.tokens)
         gen.stop_reason = "length"
         tokens = session.generate(
-            self._sampler, max_tokens=max(1, request.max_tokens), cancel=cancel, stop_tokens=is_stop
+            self._sampler,
+            max_tokens=max(1, request.max_tokens),
+            cancel=cancel,
+            stop_tokens=is_stop,
+            speculator=speculator,
         )
-        for token in tokens:
-            gen.tokens += 1
-            piece = decoder.feed(session.token_bytes(token, special=False))
-            gen.raw += piece
-            if "\n" in piece:
-                if not multiline:  # one line wanted: it is over
-                    gen.raw = gen.raw.split("\n", 1)[0]
-                    gen.stop_reason = "eol"
+        calls = session.decode_calls
+        try:
+            for token in tokens:
+                gen.tokens += 1
+                piece = decoder.feed(session.token_bytes(token, special=False))
+                gen.raw += piece
+                if "\n" in piece:
+                    if not multiline:  # one line wanted: it is over
+                        gen.raw = gen.raw.split("\n", 1)[0]
+                        gen.stop_reason = "eol"
+                        break
+                    if multiline and self._block_done(gen.raw, fctx):
+                        gen.stop_reason = "scope"
+                        break
+                if (predict.passed() or overall.passed()) and not (
+                    must_answer and "\n" not in gen.raw.lstrip("\n")
+                ):
+                    gen.stop_reason = "time"
                     break
-                if multiline and self._block_done(gen.raw, fctx):
-                    gen.stop_reason = "scope"
-                    break
-            if predict.passed() or overall.passed():
-                gen.stop_reason = "time"
-                break
-        else:
-            reason = getattr(session, "last_stop_reason", "stop")
-            gen.stop_reason = {"cancelled": "cancelled", "length": "length"}.get(reason, "stop")
+            else:
+                reason = getattr(session, "last_stop_reason", "stop")
+                gen.stop_reason = {"cancelled": "cancelled", "length": "length"}.get(reason, "stop")
+        finally:
+            close = getattr(tokens, "close", None)
+            if close is not None:
+                close()  # the speculator removes drafted tokens nobody took
+        elapsed = time.perf_counter() - now
+        calls = session.decode_calls - calls
+        if gen.tokens and calls:
+            self.speed.decode_measured(calls, elapsed)
+        if speculator is not None:
+            gen.drafted, gen.accepted = speculator.last.drafted, speculator.last.accepted
         gen.raw += decoder.flush()
         return gen
 
@@ -518,3 +903,16 @@ class CompletionEngine:
             if len(FILTERS[name](complete, fctx)) < len(complete):
                 return True
         return False
+
+
+@dataclass
+class _Run:
+    """What `_run` did: its tokens, the generation, and how the budget shaped it."""
+
+    evaluated: int = 0
+    cached: int = 0
+    shifted: int = 0
+    prompt_tokens: int = 0
+    gen: _Generation = field(default_factory=_Generation)
+    small_window: bool = False
+    note: str = ""

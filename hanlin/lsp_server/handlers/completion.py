@@ -22,7 +22,7 @@ from lsprotocol import types
 from hanlin.engine.core.cancel import CancelToken
 from hanlin.engine.core.errors import HanlinError
 from hanlin.lsp_server.documents import utf16_len
-from hanlin.lsp_server.handlers.context import add_to_ring, build_request
+from hanlin.lsp_server.handlers.context import add_to_ring, build_request, commit_ring
 from hanlin.lsp_server.server import SHOWN_ANCHOR_CHARS, HanlinLanguageServer
 
 __all__ = ["ACCEPT_COMMAND", "TRIGGER_CHARACTERS", "Found", "complete_at", "register"]
@@ -68,6 +68,8 @@ async def complete_at(ls: HanlinLanguageServer, uri: str, position: types.Positi
             return None
         if ls.last_uri is not None and ls.last_uri != uri:
             add_to_ring(ls, ls.last_uri)  # the user left that file: its context is now settled
+        if ls.last_uri != uri:
+            commit_ring(ls)  # a focus change: this prompt differs from the last one anyway
         ls.last_uri = uri
         ls.last_line[uri] = position.line
         config = ls.config

@@ -19,7 +19,15 @@ from hanlin.lsp_server.server import HanlinLanguageServer
 if TYPE_CHECKING:
     from hanlin.engine.completion.engine import CompletionRequest
 
-__all__ = ["PREFIX_CHARS", "SUFFIX_CHARS", "add_to_ring", "build_request", "filename_of"]
+__all__ = [
+    "PREFIX_CHARS",
+    "SUFFIX_CHARS",
+    "add_to_ring",
+    "build_request",
+    "commit_ring",
+    "filename_of",
+    "warm_document",
+]
 
 #: at most this many characters before the cursor (plus up to one step) reach the engine
 PREFIX_CHARS = 24_000
@@ -33,12 +41,39 @@ def filename_of(uri: str) -> str:
 
 
 def add_to_ring(ls: HanlinLanguageServer, uri: str) -> None:
-    """Offer a document's text (around its last cursor line) to the context ring."""
+    """Offer a document's text (around its last cursor line) to the context ring.
+
+    The chunk is only staged: it enters the ring (and so the prompt) at the next focus
+    change or idle warm-up (`commit_ring`), never between two keystrokes of one file,
+    where it would change the prompt's cached prefix.
+    """
     ring = ls.context_ring
     doc = ls.documents.get(uri)
     if ring is None or doc is None or not ls.config.extra_context:
         return
-    ring.add_document(filename_of(uri), doc.text, cursor_line=ls.last_line.get(uri))
+    ring.stage(filename_of(uri), doc.text, cursor_line=ls.last_line.get(uri))
+
+
+def commit_ring(ls: HanlinLanguageServer) -> None:
+    """Let the staged chunks into the ring (the prompt is about to change anyway)."""
+    if ls.context_ring is not None:
+        ls.context_ring.commit_staged()
+
+
+def warm_document(ls: HanlinLanguageServer, uri: str) -> bool:
+    """Evaluate the prompt for `uri` in idle time, at its last cursor line or its end.
+
+    Editors tell a server nothing about the cursor until the first request, so a file
+    just opened is warmed where the user last was (or at its end, where typing into a
+    new file starts); the ring's chunks and the file's header are shared by any cursor.
+    """
+    doc = ls.documents.get(uri)
+    if doc is None or not ls.service.ready:
+        return False
+    commit_ring(ls)
+    line = ls.last_line.get(uri)
+    offset = len(doc.text) if line is None else doc.offset_at(line, 0) or 0
+    return ls.service.warm(build_request(ls, doc, offset, ls.config))
 
 
 def prefix_window_start(offset: int, text: str) -> int:
@@ -76,4 +111,5 @@ def build_request(
         max_tokens=config.max_tokens,
         time_budget_ms=config.time_budget_ms,
         repo_name=ls.repo_name,
+        small_window=config.small_window,
     )

@@ -11,7 +11,7 @@ import logging
 
 from lsprotocol import types
 
-from hanlin.lsp_server.handlers.context import add_to_ring
+from hanlin.lsp_server.handlers.context import add_to_ring, warm_document
 from hanlin.lsp_server.server import HanlinLanguageServer
 
 __all__ = ["register"]
@@ -25,6 +25,7 @@ def register(server: HanlinLanguageServer) -> None:
         item = params.text_document
         ls.documents.open(item.uri, item.text, item.version, item.language_id)
         add_to_ring(ls, item.uri)
+        warm_document(ls, item.uri)  # while the user reads; the first keystroke cancels it
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: HanlinLanguageServer, params: types.DidChangeTextDocumentParams) -> None:

@@ -29,6 +29,11 @@ const SERVER_KEYS = [
   "kvReuse",
   "responseCache",
   "endpoint",
+  "cacheReuse",
+  "drafts",
+  "persistKv",
+  "idleWork",
+  "smallWindow",
 ] as const;
 
 let client: LanguageClient | undefined;

@@ -122,3 +122,37 @@ def test_concurrent_adds_stay_bounded() -> None:
     for t in threads:
         t.join()
     assert len(ring) == 8
+
+
+def test_the_stalest_chunk_is_evicted_not_the_oldest_nor_the_new_one() -> None:
+    ring = ContextRing(max_chunks=3)
+    for name in ("a.py", "b.py", "c.py"):
+        ring.add_document(name, _numbered(5, name[0]))
+    # the user comes back to a.py: its chunk is seen again (fresh) but keeps its place
+    ring.add_document("a.py", _numbered(5, "a"))
+    assert [c.filename for c in ring.chunks()] == ["a.py", "b.py", "c.py"]
+    ring.add_document("d.py", _numbered(5, "d"))
+    # b.py is the stalest now; the new chunk stays, and the order of the rest is kept
+    assert [c.filename for c in ring.chunks()] == ["a.py", "c.py", "d.py"]
+
+
+def test_a_new_chunk_too_big_for_the_ring_evicts_the_others_but_stays() -> None:
+    ring = ContextRing(max_chars=150)
+    ring.add_document("a.py", _numbered(8, "a"))
+    ring.add_document("b.py", _numbered(12, "b"))
+    assert [c.filename for c in ring.chunks()] == ["b.py"]
+
+
+def test_staged_chunks_enter_only_when_committed() -> None:
+    ring = ContextRing()
+    ring.add_document("a.py", _numbered(5, "a"))
+    ring.stage("b.py", _numbered(5, "b"))
+    ring.stage("c.py", "   \n")  # blank: nothing to stage
+    assert ring.staged == 1
+    assert [c.filename for c in ring.chunks()] == ["a.py"]  # the prompt is unchanged
+    assert ring.commit_staged() == 1
+    assert ring.staged == 0
+    assert [c.filename for c in ring.chunks()] == ["a.py", "b.py"]
+    ring.stage("d.py", _numbered(5, "d"))
+    ring.remove("d.py")
+    assert ring.commit_staged() == 0

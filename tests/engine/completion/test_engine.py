@@ -297,7 +297,9 @@ def test_predict_time_budget_stops_generation(smol: LoadedModel) -> None:
 def test_prompt_time_budget_stops_and_the_next_request_continues(smol: LoadedModel) -> None:
     engine = _fresh(smol, response_cache=False)
     long_prefix = SOURCE[:6000]
-    first = engine.complete(CompletionRequest(prefix=long_prefix, max_tokens=4, t_max_prompt_ms=1))
+    first = engine.complete(
+        CompletionRequest(prefix=long_prefix, max_tokens=4, t_max_prompt_ms=1, small_window=False)
+    )
     assert first.stop_reason == "time" and first.text == ""
     assert 0 < first.tokens_evaluated < first.prompt_tokens
     second = engine.complete(CompletionRequest(prefix=long_prefix, max_tokens=4))

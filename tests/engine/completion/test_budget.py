@@ -1,0 +1,180 @@
+"""Budgets that hold on a cold prompt: the small window, the parked KV cache, idle warm-up.
+
+Real SmolLM2 on 110 real lines of a standard-library file (asyncio/base_events.py). Most
+checks are deterministic (tokens evaluated, what the KV cache holds) with a fixed prompt
+speed; one checks the wall clock against a real budget, with the slack two busy shared
+cores need.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+
+import pytest
+
+from hanlin.engine.completion import engine as engine_mod
+from hanlin.engine.completion.budget import SpeedMeter
+from hanlin.engine.completion.engine import CompletionEngine, CompletionRequest
+from hanlin.engine.core.cancel import CancelToken
+from hanlin.engine.runtime.loader import LoadedModel, LoadOptions, load_model
+
+pytestmark = pytest.mark.slow
+
+
+def _big_file() -> tuple[str, str]:
+    import asyncio.base_events as source_module
+
+    text = "\n".join(inspect.getsource(source_module).split("\n")[120:230])
+    cut = text.rindex("\n    def ") + len("\n    def ") + 4
+    return text[:cut], text[cut:]
+
+
+PREFIX, SUFFIX = _big_file()
+
+
+class FixedSpeed(SpeedMeter):
+    """A speed meter that always says the same: the budget decisions become deterministic."""
+
+    def __init__(self, prompt_ms: float, decode_ms: float = 1.0) -> None:
+        super().__init__(prompt_ms, decode_ms)
+
+    def prompt_measured(self, tokens: int, seconds: float) -> None:
+        pass
+
+    def decode_measured(self, tokens: int, seconds: float) -> None:
+        pass
+
+
+class CancelAfter(CancelToken):
+    """Cancelled from its n-th check on (a deterministic interruption of idle work)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit, self.checks = limit, 0
+
+    @property
+    def cancelled(self) -> bool:  # type: ignore[override]
+        self.checks += 1
+        if self.checks >= self.limit:
+            self.cancel("a real request")
+        return super().cancelled
+
+
+@pytest.fixture(scope="module")
+def smol() -> Iterator[LoadedModel]:
+    from tests.conftest import smollm2_gguf
+
+    model = load_model(smollm2_gguf(), options=LoadOptions(n_ctx=2048, threads=1))
+    yield model
+    model.close()
+
+
+def _engine(model: LoadedModel, **kwargs: object) -> CompletionEngine:
+    with model.lock:
+        model.session.reset()
+    return CompletionEngine(model, **kwargs)  # type: ignore[arg-type]
+
+
+def _request(budget_ms: int, **kwargs: object) -> CompletionRequest:
+    kwargs.setdefault("prefix", PREFIX)
+    kwargs.setdefault("suffix", SUFFIX)
+    kwargs.setdefault("max_tokens", 16)
+    return CompletionRequest(time_budget_ms=budget_ms, **kwargs)  # type: ignore[arg-type]
+
+
+def test_cold_prompt_is_answered_from_the_small_window_then_warmed(smol: LoadedModel) -> None:
+    engine = _engine(smol, response_cache=False)
+    # 3 ms per token: the ~900-token prompt needs ~2.7 s, the budget is 500 ms
+    engine.speed = FixedSpeed(prompt_ms=3.0)
+    first = engine.complete(_request(500))
+    assert first.small_window
+    assert first.prompt_tokens > 500
+    # the window was sized to the time left: (500 - 12 decode steps) * 0.6 / 3 -> 97 tokens
+    assert 0 < first.tokens_evaluated <= 100
+    assert first.text.strip(), first
+    assert "window" in first.budget_note and str(first.prompt_tokens) in first.budget_note
+    assert engine.totals.small_window_answers == 1
+    # idle time: the full prompt is evaluated without generating
+    warmed = engine.warm(_request(500))
+    # (the window's first tokens, a header, may be shared with the full prompt)
+    assert first.prompt_tokens - 8 <= warmed <= first.prompt_tokens
+    assert engine.totals.warm_tokens == warmed
+    # the next keystroke now fits the budget: a handful of new tokens, full context
+    second = engine.complete(_request(500, prefix=PREFIX + "c"))
+    assert not second.small_window and second.budget_note == ""
+    assert second.tokens_evaluated <= 8
+    assert second.tokens_cached >= first.prompt_tokens - 8
+
+
+def test_the_small_window_keeps_the_full_prompts_progress(smol: LoadedModel) -> None:
+    engine = _engine(smol, response_cache=False)
+    engine.speed = FixedSpeed(prompt_ms=3.0)
+    full = engine._build_prompt(_request(500), multiline=False).tokens
+    # idle warm-up interrupted by a real request after a few chunks
+    partial = engine.warm(_request(500), cancel=CancelAfter(4))
+    assert 0 < partial < len(full)
+    held = list(smol.session.tokens)
+    assert held == list(full[: len(held)])
+    result = engine.complete(_request(500))
+    assert result.small_window and result.text.strip()
+    # the window ran, and the partially evaluated full prompt is back in the KV cache
+    assert smol.session.tokens == held
+    rest = engine.warm(_request(500))
+    assert rest == len(full) - len(held)
+
+
+def test_a_real_budget_holds_on_a_cold_prompt(smol: LoadedModel) -> None:
+    engine = _engine(smol, response_cache=False)
+    budget = 1500
+    result = engine.complete(_request(budget))
+    # the real speed decides; the full cold prompt would take far longer than the budget
+    full_ms = engine.speed.prompt_ms(result.prompt_tokens)
+    assert full_ms is not None
+    if full_ms > budget:
+        assert result.small_window
+    decode = engine.speed.decode_ms_per_token or 0.0
+    # within the budget, give or take one decode step (and the probe chunk, with slack
+    # for two cores shared with other work)
+    assert result.elapsed_ms <= budget + 2 * decode + 500, result
+    assert result.text.strip() or result.stop_reason == "time"
+
+
+def test_never_empty_many_times_in_a_row(smol: LoadedModel) -> None:
+    engine = _engine(smol, response_cache=False)
+    engine.speed = FixedSpeed(prompt_ms=1.0, decode_ms=1.0)
+    lines = PREFIX.split("\n")
+    streak = longest = 0
+    for i in range(10):
+        # a budget far too small for anything: 1 ms
+        prefix = "\n".join(lines[: len(lines) - i]) + "\n    "
+        result = engine.complete(_request(1, prefix=prefix, suffix="\n", multiline=True))
+        empty = not result.text.strip()
+        if empty:
+            assert result.stop_reason == "time" and result.budget_note
+        streak = streak + 1 if empty else 0
+        longest = max(longest, streak)
+    assert longest <= engine_mod.EMPTY_STREAK_LIMIT
+    assert engine.totals.budget_empty <= 10 - 10 // (engine_mod.EMPTY_STREAK_LIMIT + 1)
+
+
+def test_after_empty_answers_the_next_one_overruns_to_write_a_line(smol: LoadedModel) -> None:
+    engine = _engine(smol, response_cache=False)
+    engine.speed = FixedSpeed(prompt_ms=1.0, decode_ms=1.0)
+    engine._empty_streak = engine_mod.EMPTY_STREAK_LIMIT
+    prefix = PREFIX.rsplit("\n", 1)[0] + "\n"
+    result = engine.complete(_request(1, prefix=prefix, suffix="\n", multiline=True))
+    assert result.generated_tokens > 1  # ran past the 1 ms deadline
+    assert result.text.strip(), result
+    assert engine._empty_streak == 0
+
+
+def test_without_small_window_the_old_behaviour_stays(smol: LoadedModel) -> None:
+    engine = _engine(smol, response_cache=False)
+    engine.speed = FixedSpeed(prompt_ms=1.0)
+    result = engine.complete(_request(1, small_window=False))
+    assert not result.small_window
+    assert result.stop_reason == "time" and result.text == ""
+    assert "did not fit" in result.budget_note
+    assert result.to_dict()["stopReason"] == "time"
+    assert result.to_dict()["smallWindow"] is False
