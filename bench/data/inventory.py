@@ -144,8 +144,15 @@ class Inventory:
         log.info("registered %s (%s)", sku, name)
         return item
 
-    def _record(self, kind: MovementKind, sku: str, count: int,
-                source: Location | None, target: Location | None, note: str) -> Movement:
+    def _record(
+        self,
+        kind: MovementKind,
+        sku: str,
+        count: int,
+        source: Location | None,
+        target: Location | None,
+        note: str,
+    ) -> Movement:
         movement = Movement(kind, sku, count, source, target, dt.datetime.now(dt.UTC), note)
         self.movements.append(movement)
         return movement
