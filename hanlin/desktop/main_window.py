@@ -54,6 +54,7 @@ from hanlin.engine.core.errors import HanlinError
 _BACKENDS = {"cpu": "CPU", "metal": "Metal", "cuda": "CUDA", "vulkan": "Vulkan"}
 _PHASES = {
     "loading": "Loading model…",
+    "connecting": "Waiting for the server…",
     "thinking": "Thinking…",
     "answering": "Answering…",
     "stopped": "Stopped",
@@ -85,6 +86,7 @@ class MainWindow(QMainWindow):
         self._background_started = False
         self.chat_view = ChatView(self.controller, self)
         self.models_page: QWidget | None = None
+        self.server_panel: Any = None
         self._closed = False
 
         self._build_sidebar()
@@ -188,6 +190,8 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.phase_label, 1)
         for w in (self.model_label, self.backend_label, self.ttft_label, self.speed_label):
             bar.addPermanentWidget(w)
+        # "N / M tokens": how full the model's context is (shown once an answer said so)
+        bar.addPermanentWidget(self.chat_view.context_meter)
 
     def _build_actions(self) -> None:
         def action(text: str, slot: Any, shortcut: Any = None, name: str = "") -> QAction:
@@ -239,6 +243,10 @@ class MainWindow(QMainWindow):
         chat_menu = menu.addMenu("&Chat")
         for a in (self.stop_action, regen, self.picker_action, system, msettings):
             chat_menu.addAction(a)
+        self.remotes_action = action("&Remote servers…", self.edit_remotes, None, "remotes")
+        chat_menu.addAction(self.remotes_action)
+        self.server_action = action("API &server…", self.show_server_panel, None, "apiServer")
+        chat_menu.addAction(self.server_action)
         chat_menu.addSeparator()
         for a in (find, rename, delete):
             chat_menu.addAction(a)
@@ -253,6 +261,29 @@ class MainWindow(QMainWindow):
             self.theme_group.addAction(a)
             theme_menu.addAction(a)
         self.theme_group.triggered.connect(lambda a: self.set_theme(a.data()))
+
+    def edit_remotes(self) -> Any:
+        """The Remote servers dialog ([[remote]] in settings.toml); the picker follows."""
+        from hanlin.desktop.remotes_dialog import RemotesDialog
+
+        dialog = RemotesDialog(self.runner, self)
+        dialog.remotesChanged.connect(self.controller.scan_remotes_async)
+        dialog.open()
+        return dialog
+
+    def _ensure_server_panel(self) -> Any:
+        if self.server_panel is None:
+            from hanlin.desktop.server_panel import ServerPanel
+
+            self.server_panel = ServerPanel(parent=self)
+        return self.server_panel
+
+    def show_server_panel(self) -> Any:
+        """The API server panel (`hanlin serve` started and stopped from the window)."""
+        panel = self._ensure_server_panel()
+        panel.show()
+        panel.raise_()
+        return panel
 
     # -- pages -----------------------------------------------------------------------
 
@@ -384,7 +415,16 @@ class MainWindow(QMainWindow):
         else:
             self.backend_label.setText("")
         self.ttft_label.setText(f"TTFT {status.ttft_s * 1000:.0f} ms" if status.ttft_s else "")
-        self.speed_label.setText(f"{status.tokens_per_s:.1f} tok/s" if status.tokens_per_s else "")
+        speed = f"{status.tokens_per_s:.1f} tok/s" if status.tokens_per_s else ""
+        if speed and status.acceptance_rate is not None:  # speculative decoding drafted
+            speed = f"drafts {status.acceptance_rate:.0%} accepted · {speed}"
+        self.speed_label.setText(speed)
+        self.speed_label.setToolTip(
+            "Speculative decoding: the share of drafted tokens the model accepted "
+            "(the answer is the same as without drafts, only faster)"
+            if status.acceptance_rate is not None
+            else ""
+        )
         phase = _PHASES.get(status.phase, status.phase)
         if status.phase == "loading" and status.load_fraction is not None:
             phase = f"Loading model… {status.load_fraction:.0%}"
@@ -412,6 +452,8 @@ class MainWindow(QMainWindow):
         if self._closed:
             return True
         self._closed = True
+        if self.server_panel is not None:
+            self.server_panel.server.stop_and_wait()
         self.controller.shutdown()
         finished = self.runner.shutdown(timeout_ms)
         self.controller.host.close()
@@ -428,6 +470,10 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self.controller.scan_models_async()
+        from hanlin.engine.core.settings import load_settings
+
+        if load_settings().settings.server.autostart:  # [server] autostart = true
+            self._ensure_server_panel().server.start()
         if not markdown.is_warm():
             self.runner.submit(
                 lambda _cancel, _progress: markdown.warm_up(),
@@ -441,5 +487,6 @@ class MainWindow(QMainWindow):
         return self.controller.models_ready and markdown.is_warm()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.hide()  # gone at once: the answer stops and the KV cache is saved behind it
         self.shutdown()
         super().closeEvent(event)

@@ -8,8 +8,8 @@ two list models the views show, and the one generation running on the
 and lets tests drive the real thing without clicking.
 
 Streaming: the worker reports snapshots (coalesced by the runner); the controller
-keeps only the newest and pushes it into the message model on a timer
-(`stream_interval_ms`, stretched when a long answer takes longer to repaint), so
+keeps only the newest and pushes it into the message model on a timer at the
+display's rate (`stream_interval_ms`, 33 ms; stretched when an update takes longer), so
 a fast model never floods the GUI with repaints.
 Stop takes effect at once in the window; the worker stops at its next token and
 its partial answer is saved. A stopped or replaced answer's task still reports back
@@ -20,12 +20,25 @@ loading leaves no empty message behind. Only the newest answer moves the status 
 Sampling: the request carries the user's per-model settings over the catalog entry's
 values; the engine adds the family's recommendation for the reply's mode below both
 (engine/chat/sampling.py).
+
+Remote models: the models of the `[[remote]]` servers are listed on the runner
+(`scan_remotes_async`, never on the GUI thread) and join the installed ones in the
+picker as `NAME/MODEL`; their answers stream through the same worker. An answer cut
+off by a lost connection stays in the history, marked interrupted, with a warning.
+
+Long chats reopen instantly: leaving a conversation (opening another, quitting) saves the
+loaded model's KV cache on the runner (`save_kv_state_async`); the next answer waits for
+that save, and restores a saved state of its own conversation if one matches its prompt
+(engine/runtime/kv_state_store.py), so it evaluates only its new tokens.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,14 +52,26 @@ from hanlin.desktop.chat.generation import (
     ModelStatus,
     StreamSnapshot,
     run_generation,
+    save_kv_state,
 )
 from hanlin.desktop.chat.item_models import ChatRow, ConversationListModel, MessageListModel
 from hanlin.desktop.tasks import TaskHandle, TaskRunner
+from hanlin.engine.chat.attachments import Attachment
 from hanlin.engine.chat.history import Conversation, History
 from hanlin.engine.core.atomic import write_text_atomic
 from hanlin.engine.core.errors import HanlinError, ModelNotInstalledError
 from hanlin.engine.core.settings import ModelSettings, load_settings, update_settings
 from hanlin.engine.models.families import family_for
+
+log = logging.getLogger(__name__)
+
+
+#: how long an answer waits for the KV cache save before it (seconds; a save takes < 1 s)
+_KV_SAVE_WAIT_S = 60.0
+
+
+#: the most of a core the GUI thread may spend on showing an answer as it streams
+GUI_CPU_SHARE = 0.05
 
 
 class StoreLike(Protocol):
@@ -66,10 +91,16 @@ class ModelChoice:
     #: the model emits reasoning blocks at all
     reasoning: bool
     entry: Any = None  # CatalogEntry | None
+    #: the model on a remote server (engine/remote/endpoint.RemoteTarget); None: a local file
+    remote: Any = None
 
     @property
     def context_length(self) -> int | None:
         return getattr(self.entry, "context_length", None)
+
+    @property
+    def is_remote(self) -> bool:
+        return self.remote is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +112,8 @@ class ChatStatus:
     gpu_fallback: str | None = None
     ttft_s: float | None = None
     tokens_per_s: float | None = None
+    #: speculative decoding: the share of drafted tokens the model accepted (None: no drafts)
+    acceptance_rate: float | None = None
     #: "idle", "loading", "thinking", "answering", "stopped"
     phase: str = "idle"
     #: while loading: how far llama.cpp got with the weights (0..1); None = not known yet
@@ -104,7 +137,7 @@ class ChatController(QObject):
         store: StoreLike,
         *,
         host: LazyModelHost | None = None,
-        stream_interval_ms: int = 80,
+        stream_interval_ms: int = 33,
         scan_on_demand: bool = True,
         parent: QObject | None = None,
     ) -> None:
@@ -119,10 +152,15 @@ class ChatController(QObject):
         self.status = ChatStatus()
         self._models: list[ModelChoice] | None = None
         self._scan: TaskHandle[list[ModelChoice]] | None = None
+        #: models of the `[[remote]]` servers (None: not listed yet) and why some are missing
+        self._remote_models: list[ModelChoice] | None = None
+        self.remote_problems: list[str] = []
         #: False: never read the store on the GUI thread; wait for scan_models_async()
         self._scan_on_demand = scan_on_demand
         self._pending: dict[str, Any] = {}  # per-conversation choices made before one exists
         self._handle: TaskHandle[GenerationOutcome] | None = None
+        #: set when the newest save of the loaded model's KV cache is done (None: none ran)
+        self._kv_saved: threading.Event | None = None
         self._streaming_id: int | None = None
         #: the answer message of the newest generation started (stopped ones included)
         self._latest_id: int | None = None
@@ -149,7 +187,7 @@ class ChatController(QObject):
             if self._scan is not None or not self._scan_on_demand:
                 return []
             self._models = self._scan_models()
-        return self._models
+        return self._models + (self._remote_models or [])
 
     @property
     def models_ready(self) -> bool:
@@ -176,6 +214,34 @@ class ChatController(QObject):
             on_done=done,
             on_error=failed,
             key="scan-models",
+        )
+        self.scan_remotes_async()
+
+    @property
+    def remotes_ready(self) -> bool:
+        """The `[[remote]]` servers were asked for their models (tests, the picker)."""
+        return self._remote_models is not None
+
+    def scan_remotes_async(self) -> None:
+        """Ask every `[[remote]]` server for its models, on the runner (a dead server takes
+        seconds to give up); `modelsChanged` fires with the result. Servers that fail are
+        left out of the picker and named in `remote_problems`."""
+        from hanlin.desktop.chat.remote_models import remote_choices
+
+        def done(result: tuple[list[ModelChoice], list[str]]) -> None:
+            self._remote_models, self.remote_problems = result
+            self.modelsChanged.emit()
+            self.conversationSettingsChanged.emit()
+
+        def failed(exc: BaseException) -> None:
+            self._remote_models, self.remote_problems = [], [str(exc)]
+            self.modelsChanged.emit()
+
+        self.runner.submit(
+            lambda _cancel, _progress: remote_choices(),
+            on_done=done,
+            on_error=failed,
+            key="scan-remotes",
         )
 
     def _scan_models(self) -> list[ModelChoice]:
@@ -207,8 +273,31 @@ class ChatController(QObject):
         self.modelsChanged.emit()
         self.conversationSettingsChanged.emit()
 
+    def preload_model(self) -> None:
+        """Load the open conversation's model with its current settings now, on the runner
+        (its context length was just raised), so the next answer does not wait for it."""
+        from hanlin.desktop.chat.generation import load_for, model_status
+
+        model, conv = self.current_model(), self.current_conversation()
+        if model is None or conv is None or model.is_remote:
+            return
+        request, host = self._request(model, conv), self.host
+        self.runner.submit(
+            lambda cancel, _progress: model_status(load_for(request, host, cancel)),
+            on_done=self._show_model_status,
+            on_error=self.errorRaised.emit,
+            key="preload-model",
+        )
+
     def model_choice(self, model_id: str | None) -> ModelChoice | None:
-        return next((m for m in self.available_models() if m.id == model_id), None)
+        found = next((m for m in self.available_models() if m.id == model_id), None)
+        if found is None and model_id and "/" in model_id and self._models is not None:
+            # a conversation's remote model whose server did not list it (down, or not
+            # asked yet): keep it, so the answer goes there and says what is wrong
+            from hanlin.desktop.chat.remote_models import choice_for_ref
+
+            found = choice_for_ref(model_id)
+        return found
 
     def default_model(self) -> ModelChoice | None:
         preferred = load_settings().settings.chat_model
@@ -239,6 +328,8 @@ class ChatController(QObject):
         return conv.system_prompt if conv else str(self._pending.get("system_prompt", ""))
 
     def open_conversation(self, conversation_id: int | None) -> None:
+        if self.current_id is not None and conversation_id != self.current_id:
+            self.save_kv_state_async()  # leaving a conversation: its cache goes to disk
         if conversation_id is None:
             self.current_id = None
             self.messages.set_rows([])
@@ -338,10 +429,12 @@ class ChatController(QObject):
     def is_generating(self) -> bool:
         return self._streaming_id is not None
 
-    def send(self, text: str) -> bool:
-        """Send a user message and start the answer. False if nothing was sent."""
+    def send(self, text: str, attachments: Sequence[Attachment] = ()) -> bool:
+        """Send a user message (with files: composer_attach.py) and start the answer.
+
+        False if nothing was sent."""
         text = text.strip()
-        if not text:
+        if not text and not attachments:
             return False
         if self.is_generating():
             self.stop()
@@ -350,7 +443,7 @@ class ChatController(QObject):
             if self.current_id is None:
                 self._create_from_pending(model)
             assert self.current_id is not None
-            msg = self.history.append(self.current_id, "user", text)
+            msg = self.history.append(self.current_id, "user", text, attachments=attachments)
         except HanlinError as exc:
             self.errorRaised.emit(exc)
             return False
@@ -396,9 +489,10 @@ class ChatController(QObject):
         if row < 0 or self.messages.row(row).role != "user":
             return False
         self.stop()
+        files = self.messages.row(row).attachments  # an edit keeps the message's files
         self.history.truncate_after(self.current_id, message_id, inclusive=True)
         self.messages.remove_from(row)
-        msg = self.history.append(self.current_id, "user", new_text)
+        msg = self.history.append(self.current_id, "user", new_text, attachments=files)
         self.messages.append(ChatRow.from_stored(msg))
         return self._start_generation()
 
@@ -427,6 +521,21 @@ class ChatController(QObject):
         from hanlin.engine.chat.sampling import user_sampling
 
         overrides: ModelSettings = load_settings().settings.model(model.id)
+        if model.is_remote:  # the server knows its model: send only what the user set
+            sampling = user_sampling(overrides.to_dict())
+            return GenerationRequest(
+                conversation_id=conv.id,
+                model_id=model.id,
+                model_path=model.path,
+                family=model.family,
+                turns=self.history.model_turns(conv.id),
+                thinking=conv.thinking if model.thinking_switch else True,
+                sampling=sampling,
+                max_tokens=sampling.max_tokens,
+                n_ctx=None,
+                n_gpu_layers=0,
+                remote=model.remote,
+            )
         # what the user set, over what the catalog entry says; the family fills in the rest
         sampling = user_sampling(overrides.to_dict()).over(getattr(model.entry, "sampling", None))
         return GenerationRequest(
@@ -440,6 +549,8 @@ class ChatController(QObject):
             max_tokens=sampling.max_tokens,
             n_ctx=overrides.n_ctx,  # None: the runtime picks what fits
             n_gpu_layers=-1 if overrides.n_gpu_layers is None else overrides.n_gpu_layers,
+            speculative=overrides.speculative,
+            draft_model=overrides.draft_model,
         )
 
     def _start_generation(self) -> bool:
@@ -467,8 +578,11 @@ class ChatController(QObject):
         self._streaming_id = self._latest_id = writer.message_id
         self._snapshot = None
         host = self.host
+        saving = self._kv_saved
 
         def work(cancel, on_progress):
+            if saving is not None:  # the cache being saved must not be replaced before it is
+                saving.wait(_KV_SAVE_WAIT_S)
             return run_generation(request, writer, host, cancel, on_progress)
 
         # no `key`: a newer answer must not make this one's outcome stale, or an answer
@@ -481,7 +595,12 @@ class ChatController(QObject):
             on_progress=self._on_progress,
         )
         self._set_status(
-            model_id=model.id, phase="loading", load_fraction=None, ttft_s=None, tokens_per_s=None
+            model_id=model.id,
+            phase="loading",
+            load_fraction=None,
+            ttft_s=None,
+            tokens_per_s=None,
+            acceptance_rate=None,
         )
         self._timer.start(self._base_interval)
         self.generatingChanged.emit(True)
@@ -496,19 +615,22 @@ class ChatController(QObject):
         if snap is None or snap.message_id != self._streaming_id:
             return
         if snap.phase != "loading":
-            started = time.perf_counter()
             self.messages.update(
                 snap.message_id,
                 content=snap.content,
                 thinking=snap.thinking or None,
                 thinking_s=snap.thinking_s,
             )
-            # the view re-renders synchronously; keep that under ~25% of the GUI thread's
-            # time however long the answer grows (a 10 ms repaint -> every 80 ms, 50 -> 200)
-            spent_ms = (time.perf_counter() - started) * 1000
-            interval = int(min(500, max(self._base_interval, 4 * spent_ms)))
-            if interval != self._timer.interval():
-                self._timer.setInterval(interval)
+            # at most the display's rate (~30 Hz), and all the GUI thread's work since the
+            # last update (this one, the repaint it caused, the progress it received) under
+            # GUI_CPU_SHARE of a core: the GUI thread shares the cores llama.cpp decodes on
+            now, cpu = time.perf_counter(), time.thread_time()
+            mark, self._frame_mark = getattr(self, "_frame_mark", None), (now, cpu)
+            if mark is not None and now - mark[0] < 1.0:
+                busy_ms = (cpu - mark[1]) * 1000
+                interval = int(min(500, max(self._base_interval, busy_ms / GUI_CPU_SHARE)))
+                if interval != self._timer.interval():
+                    self._timer.setInterval(interval)
         load = snap.load if snap.phase == "loading" else None
         fraction = load.fraction if load is not None and load.stage == "load" else None
         if snap.phase != self.status.phase or fraction != self.status.load_fraction:
@@ -517,6 +639,9 @@ class ChatController(QObject):
     def _on_done(self, outcome: GenerationOutcome) -> None:
         was_streaming = self._streaming_id == outcome.message_id
         latest = self._latest_id == outcome.message_id
+        if outcome.stats.get("stop_reason") == "interrupted":
+            self._on_interrupted(outcome, was_streaming, latest)
+            return
         if outcome.stopped and not outcome.content and not outcome.thinking:
             # stopped before the first token: no empty answer is kept
             self._drop_if_empty(outcome.message_id)
@@ -540,7 +665,38 @@ class ChatController(QObject):
             self._set_status(
                 ttft_s=outcome.stats.get("ttft_s"),
                 tokens_per_s=outcome.stats.get("tokens_per_s"),
+                acceptance_rate=outcome.stats.get("acceptance_rate"),
                 phase="stopped" if outcome.stopped else "idle",
+            )
+            if outcome.stats.get("draft_problem"):  # answered without the draft model
+                self.warningRaised.emit(
+                    f"{outcome.stats['draft_problem']}. The answer was written without it.",
+                    outcome.stats.get("draft_problem_hint") or "",
+                )
+        self._finish_stream(was_streaming, latest)
+        self.answerFinished.emit(outcome)
+
+    def _on_interrupted(
+        self, outcome: GenerationOutcome, was_streaming: bool, latest: bool
+    ) -> None:
+        """The connection to a remote server broke mid-answer: keep the partial answer,
+        marked interrupted (not complete), and say what happened."""
+        self.messages.update(
+            outcome.message_id,
+            content=outcome.content,
+            thinking=outcome.thinking,
+            thinking_s=outcome.thinking_s,
+            stats=outcome.stats,
+            complete=False,
+            streaming=False,
+        )
+        if latest:
+            self._show_model_status(outcome.model)
+            self._set_status(phase="idle")
+            self.warningRaised.emit(
+                f"{outcome.stats.get('error') or 'The answer was cut off.'} "
+                "The partial answer is kept.",
+                outcome.stats.get("error_hint") or "Regenerate to try again",
             )
         self._finish_stream(was_streaming, latest)
         self.answerFinished.emit(outcome)
@@ -609,7 +765,32 @@ class ChatController(QObject):
     def _refresh_list_soon(self) -> None:
         self._list_timer.start()
 
+    def save_kv_state_async(self) -> None:
+        """Write the loaded model's KV cache to disk on the runner, so the conversation it
+        holds reopens without re-reading its prompt (a switch of conversation, quit). An
+        answer started after this waits for it; nothing is shown if it fails (logged)."""
+        if self.host.current is None:
+            return
+        done = threading.Event()
+        host = self.host
+
+        def work(_cancel, _progress):
+            try:  # not cancellable: quitting cancels every task, and this is quit's work
+                return save_kv_state(host)
+            finally:
+                done.set()
+
+        try:
+            self.runner.submit(
+                work, on_error=lambda exc: log.warning("KV cache not saved: %s", exc)
+            )
+        except RuntimeError:  # the runner has shut down
+            return
+        self._kv_saved = done
+
     def shutdown(self) -> None:
-        """On quit: stop the answer; the runner's shutdown waits for the worker."""
+        """On quit: stop the answer and save the KV cache; the runner's shutdown waits for
+        both."""
         self.stop()
         self._timer.stop()
+        self.save_kv_state_async()

@@ -9,9 +9,13 @@ every setting the user never touched.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Any
 
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -112,8 +116,30 @@ class SystemPromptDialog(QDialog):
             self.delete_preset(name)
 
 
+class _DraftFinder(QObject):
+    """Looks for installed models that can draft for one model, on a thread of its own
+    (it reads GGUF headers: not for the GUI thread); `found` brings the list back."""
+
+    found = Signal(object)  # list[InstalledModel]
+
+    def start(self, model_id: str) -> None:
+        threading.Thread(target=self._run, args=(model_id,), daemon=True).start()
+
+    def _run(self, model_id: str) -> None:
+        from hanlin.engine.core.errors import HanlinError
+        from hanlin.engine.runtime.draft_model import draft_candidates
+        from hanlin.engine.store.model_store import ModelStore
+
+        try:
+            found = draft_candidates(ModelStore(), model_id)
+        except (HanlinError, OSError):
+            found = []
+        with contextlib.suppress(RuntimeError):  # the dialog was closed meanwhile
+            self.found.emit(found)
+
+
 class ModelSettingsDialog(QDialog):
-    """Temperature, top-p, context length and GPU offload for one model.
+    """Temperature, top-p, context length, GPU offload and speculative decoding for one model.
 
     Starts from the catalog's defaults (`entry.sampling`, `entry.context_length`)
     overlaid with the user's `[models."id"]`; saving writes only the differences.
@@ -160,11 +186,40 @@ class ModelSettingsDialog(QDialog):
             "-1 (All layers) offloads the whole model to the GPU; 0 runs on the CPU"
         )
 
+        self.speculative = QCheckBox("Draft tokens ahead and verify them in one batch", self)
+        self.speculative.setObjectName("speculative")
+        self.speculative.setToolTip(
+            "Speculative decoding: tokens copied from the conversation (or guessed by a draft "
+            "model) are checked by this model several at a time. The answer is exactly the "
+            "same, only faster where the answer repeats code; it switches itself off where "
+            "drafts do not pay."
+        )
+        self.draft = QComboBox(self)
+        self.draft.setObjectName("draftModel")
+        self.draft.setToolTip(
+            "A much smaller installed model with the same tokenizer that guesses tokens for "
+            "this one (e.g. Qwen2.5-Coder-0.5B for 7B/14B, Qwen3-0.6B for Qwen3-8B)"
+        )
+        self.draft_note = QLabel("Looking for installed models that can draft…", self)
+        self.draft_note.setObjectName("draftSuggestion")
+        self.use_suggested = QPushButton("Use it", self)
+        self.use_suggested.setObjectName("useSuggestedDraft")
+        self.use_suggested.setVisible(False)
+        self.use_suggested.clicked.connect(self.use_suggestion)
+        self.speculative.toggled.connect(self.draft.setEnabled)
+        self.suggested: str | None = None
+        suggestion = QHBoxLayout()
+        suggestion.addWidget(self.draft_note, 1)
+        suggestion.addWidget(self.use_suggested)
+
         form = QFormLayout()
         form.addRow("Temperature", self.temperature)
         form.addRow("Top-p", self.top_p)
         form.addRow("Context length", self.n_ctx)
         form.addRow("GPU offload (layers)", self.gpu)
+        form.addRow("Speculative decoding", self.speculative)
+        form.addRow("Draft model", self.draft)
+        form.addRow("", suggestion)
         note = QLabel(
             "Defaults come from the catalog. Context length and GPU offload apply the next "
             "time the model loads.",
@@ -187,6 +242,45 @@ class ModelSettingsDialog(QDialog):
         layout.addWidget(note)
         layout.addWidget(buttons)
         self._load()
+        self._finder = _DraftFinder(self)
+        self._finder.found.connect(self._show_draft_candidates)
+        self._finder.start(model_id)
+
+    def _set_draft_items(self, ids: list[str], selected: str | None) -> None:
+        self.draft.clear()
+        self.draft.addItem("None (prompt lookup only)", None)
+        for model_id in ids:
+            label = f"{model_id} (suggested)" if model_id == self.suggested else model_id
+            self.draft.addItem(label, model_id)
+        if selected and self.draft.findData(selected) < 0:
+            self.draft.addItem(selected, selected)  # set by hand (a path, another id)
+        self.draft.setCurrentIndex(max(0, self.draft.findData(selected)))
+
+    def _show_draft_candidates(self, candidates: list[Any]) -> None:
+        ids = [m.id for m in candidates]
+        self.suggested = ids[0] if ids else None
+        self._set_draft_items(ids, self.draft.currentData())
+        if self.suggested:
+            self.draft_note.setText(f"Suggested: {self.suggested}")
+            self.draft_note.setToolTip(
+                "An installed model with the same tokenizer, at least four times smaller"
+            )
+        else:
+            self.draft_note.setText("No installed model can draft for this one")
+            self.draft_note.setToolTip(
+                "A draft model has the same tokenizer and is at least four times smaller: "
+                "a 0.5B or 0.6B model of its family (Qwen2.5-Coder-0.5B for Qwen2.5-Coder-7B, "
+                "Qwen3-0.6B for Qwen3-8B)"
+            )
+        self.use_suggested.setVisible(
+            bool(self.suggested) and self.draft.currentData() != self.suggested
+        )
+
+    def use_suggestion(self) -> None:
+        if self.suggested:
+            self.speculative.setChecked(True)
+            self.draft.setCurrentIndex(self.draft.findData(self.suggested))
+            self.use_suggested.setVisible(False)
 
     def _load(self) -> None:
         ms = load_settings().settings.model(self.model_id)
@@ -195,6 +289,9 @@ class ModelSettingsDialog(QDialog):
         self.top_p.setValue(ms.top_p if ms.top_p is not None else d.top_p)
         self.n_ctx.setValue(ms.n_ctx or self._default_ctx)
         self.gpu.setValue(ms.n_gpu_layers if ms.n_gpu_layers is not None else -1)
+        self.speculative.setChecked(ms.speculative is not False)
+        self.draft.setEnabled(ms.speculative is not False)
+        self._set_draft_items([], ms.draft_model)
 
     def restore_defaults(self) -> None:
         d = self._defaults_sampling
@@ -202,6 +299,8 @@ class ModelSettingsDialog(QDialog):
         self.top_p.setValue(d.top_p)
         self.n_ctx.setValue(self._default_ctx)
         self.gpu.setValue(-1)
+        self.speculative.setChecked(True)
+        self.draft.setCurrentIndex(0)
 
     def save(self) -> ModelSettings:
         """Write the differences from the defaults to `[models."id"]`; returns them."""
@@ -216,6 +315,8 @@ class ModelSettingsDialog(QDialog):
         ms.top_p = differs(self.top_p.value(), d.top_p)
         ms.n_ctx = None if self.n_ctx.value() == self._default_ctx else self.n_ctx.value()
         ms.n_gpu_layers = None if self.gpu.value() == -1 else self.gpu.value()
+        ms.speculative = None if self.speculative.isChecked() else False  # on: the default
+        ms.draft_model = self.draft.currentData()
         update_settings(models={self.model_id: ms})
         return ms
 

@@ -9,11 +9,23 @@ so a killed app loses at most the last few tokens.
 
 Heavy imports (`hanlin.engine.runtime`, `hanlin.engine.chat`, and through them `llama_cpp`)
 happen inside the worker, never at app start-up.
+
+A request for a model on a remote server (`request.remote`) skips the load and streams
+from `hanlin.engine.remote.chat.stream_remote_chat`, which takes the same arguments and
+reports the same events; an answer the connection cut off is saved as it stood,
+marked not complete (the window shows it as interrupted).
+
+Long chats reopen instantly: `stream_chat` gets the saved KV states
+(`hanlin.engine.runtime.kv_state_store`), so an answer in a conversation whose state was
+saved evaluates only its new tokens; `save_kv_state` writes the loaded model's state (the
+controller calls it on a conversation switch and on quit, and `load_for` before another
+model replaces the loaded one).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,9 +36,16 @@ from typing import TYPE_CHECKING, Any
 from hanlin.engine.chat.history import StreamingMessage
 from hanlin.engine.core.cancel import CancelToken, Progress
 
+#: the most often a streaming answer is reported to the window (seconds); the final text
+#: always arrives with the outcome
+REPORT_INTERVAL_S = 0.03
+
 if TYPE_CHECKING:
     from hanlin.engine.models.catalog import Sampling
+    from hanlin.engine.runtime.kv_state_store import SaveResult
     from hanlin.engine.runtime.loader import LoadedModel, ModelHost
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +65,12 @@ class GenerationRequest:
     max_tokens: int | None
     n_ctx: int | None
     n_gpu_layers: int
+    #: a model on a remote server (engine/remote/endpoint.RemoteTarget); None: load the file
+    remote: Any = None
+    #: speculative decoding: the per-model `speculative` setting (None: where it pays) and
+    #: `draft_model` (a catalog id or GGUF path loaded beside the model; None: none)
+    speculative: bool | None = None
+    draft_model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +119,16 @@ class LazyModelHost:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._host: ModelHost | None = None
+        #: the draft model of speculative decoding, kept loaded between answers
+        self._draft_host: ModelHost | None = None
+
+    def draft_host(self) -> ModelHost:
+        with self._lock:
+            if self._draft_host is None:
+                from hanlin.engine.runtime.loader import ModelHost
+
+                self._draft_host = ModelHost()
+            return self._draft_host
 
     def get(self) -> ModelHost:
         with self._lock:
@@ -109,6 +144,8 @@ class LazyModelHost:
 
     def close(self) -> None:
         with self._lock:
+            if self._draft_host is not None:
+                self._draft_host.close()
             if self._host is not None:
                 self._host.close()
 
@@ -132,6 +169,11 @@ def load_for(
     from hanlin.engine.runtime.loader import LoadOptions
 
     options = LoadOptions(n_ctx=request.n_ctx, n_gpu_layers=request.n_gpu_layers)
+    current = host.current
+    if current is not None and not current.closed and (
+        current.path != Path(request.model_path).expanduser() or current.options != options
+    ):
+        save_kv_state(host)  # the model about to be replaced keeps its conversation's cache
     return host.get().get(
         request.model_path,
         model_id=request.model_id,
@@ -140,6 +182,58 @@ def load_for(
         cancel=cancel,
         on_progress=on_load_progress,
     )
+
+
+def load_draft_for(
+    request: GenerationRequest, host: LazyModelHost, model: LoadedModel, cancel: CancelToken
+) -> tuple[LoadedModel | None, tuple[str, str | None] | None]:
+    """The request's draft model, loaded beside `model` (kept between answers), or None; and
+    why it could not be used ((message, hint): the answer goes on without it), or None."""
+    if request.speculative is False or not request.draft_model:
+        host.draft_host().close()  # nobody drafts now: free its memory
+        return None, None
+    from hanlin.engine.runtime.draft_model import DraftModelError, load_draft_model
+
+    try:
+        draft = load_draft_model(model, request.draft_model, host=host.draft_host(), cancel=cancel)
+    except DraftModelError as exc:
+        host.draft_host().close()
+        return None, (exc.message, exc.hint)
+    return draft, None
+
+
+def save_kv_state(host: LazyModelHost) -> SaveResult | None:
+    """Write the loaded model's KV cache to the saved states (blocking: a worker's job).
+
+    None when no model is loaded, the cache holds too little to be worth it, saving is
+    off (`kv_cache_mb = 0`: the states saved before are deleted) or the disk refused
+    (logged: a cache is never worth an error).
+    """
+    model = host.current
+    if model is None or model.closed:
+        return None
+    from hanlin.engine.core.errors import HanlinError
+    from hanlin.engine.runtime.kv_state_store import KVStateStore
+
+    try:
+        store = KVStateStore.from_settings()
+        if store is None:  # turned off: the disk the earlier states took is given back
+            KVStateStore().clear()
+            return None
+        return store.save(model)
+    except (HanlinError, OSError) as exc:
+        log.warning("the conversation's KV cache was not saved: %s", exc)
+        return None
+
+
+def _kv_store() -> Any:
+    from hanlin.engine.core.errors import HanlinError
+    from hanlin.engine.runtime.kv_state_store import KVStateStore
+
+    try:
+        return KVStateStore.from_settings()
+    except HanlinError:  # a broken settings file: the default store
+        return KVStateStore()
 
 
 def run_generation(
@@ -158,11 +252,23 @@ def run_generation(
     from hanlin.engine.chat.stream import ChatMessage, StreamEvent, stream_chat
 
     mid = writer.message_id
-    on_progress(StreamSnapshot(mid, "loading"))
-    model = load_for(
-        request, host, cancel, lambda p: on_progress(StreamSnapshot(mid, "loading", load=p))
-    )
-    status = model_status(model)
+    on_progress(StreamSnapshot(mid, "connecting" if request.remote is not None else "loading"))
+    draft: LoadedModel | None = None
+    draft_problem: tuple[str, str | None] | None = None
+    if request.remote is not None:
+        status = ModelStatus(
+            model_id=request.model_id,
+            backend=f"{request.remote.endpoint.name} (remote)",
+            gpu_fallback=None,
+            n_ctx=0,
+            load_seconds=None,
+        )
+    else:
+        model = load_for(
+            request, host, cancel, lambda p: on_progress(StreamSnapshot(mid, "loading", load=p))
+        )
+        status = model_status(model)
+        draft, draft_problem = load_draft_for(request, host, model, cancel)
 
     answer: list[str] = []
     thought: list[str] = []
@@ -173,6 +279,8 @@ def run_generation(
         if think_start is None:
             return None
         return (think_end or time.monotonic()) - think_start
+
+    reported: list[Any] = [0.0, ""]  # when the window was last told, and in which phase
 
     def on_event(event: StreamEvent) -> None:
         nonlocal think_start, think_end
@@ -189,27 +297,51 @@ def run_generation(
             phase = "answering"
         content, thinking = "".join(answer), "".join(thought)
         writer.update(content, thinking or None)
-        on_progress(StreamSnapshot(mid, phase, content, thinking, thinking_seconds()))
+        # the window shows at most ~30 updates a second: waking the GUI thread (and taking
+        # the GIL) for every token would only slow the decoding down
+        if phase != reported[1] or now - reported[0] >= REPORT_INTERVAL_S:
+            reported[:] = [now, phase]
+            on_progress(StreamSnapshot(mid, phase, content, thinking, thinking_seconds()))
 
     messages = [ChatMessage(role=role, content=content) for role, content in request.turns]
     try:
-        reply = stream_chat(
-            model,
-            messages,
-            sampling=request.sampling,
-            thinking=request.thinking,
-            max_tokens=request.max_tokens,
-            cancel=cancel,
-            on_event=on_event,
-        )
+        if request.remote is not None:
+            from hanlin.engine.remote.chat import stream_remote_chat
+
+            reply = stream_remote_chat(
+                request.remote,
+                messages,
+                sampling=request.sampling,
+                thinking=request.thinking,
+                max_tokens=request.max_tokens,
+                cancel=cancel,
+                on_event=on_event,
+            )
+        else:
+            reply = stream_chat(
+                model,
+                messages,
+                sampling=request.sampling,
+                thinking=request.thinking,
+                max_tokens=request.max_tokens,
+                cancel=cancel,
+                on_event=on_event,
+                kv_store=_kv_store(),
+                speculative=request.speculative,
+                draft=draft,
+            )
     except BaseException:
         writer.finish("".join(answer), "".join(thought) or None, thinking_s=thinking_seconds())
         raise
     stats = dataclasses.asdict(reply.stats) if dataclasses.is_dataclass(reply.stats) else {}
     stats["model_id"] = request.model_id
     stats["backend"] = status.backend
+    if draft_problem is not None:  # the controller warns; the answer is there all the same
+        stats["draft_problem"], stats["draft_problem_hint"] = draft_problem
     thinking_text = reply.thinking or "".join(thought) or None
     writer.finish(reply.content, thinking_text, thinking_s=thinking_seconds(), stats=stats)
+    if stats.get("stop_reason") == "interrupted":  # cut off by the connection: not complete
+        writer.history.update_message(mid, complete=False)
     return GenerationOutcome(
         message_id=mid,
         content=reply.content,

@@ -8,7 +8,9 @@ both models' contracts.
 - `ConversationListModel` mirrors `History.list()` or `History.search(text)`;
   renaming a row in place (EditRole) renames the conversation in the database.
 - `MessageListModel` holds the messages of the open conversation, including the
-  answer being streamed (its row is updated in place with `dataChanged`).
+  answer being streamed (its row is updated in place with `dataChanged`), and says what
+  the model saw of them in its latest answer (`context_state`: the first message still
+  seen when old ones no longer fit the context, and how full the context is).
 """
 
 from __future__ import annotations
@@ -125,6 +127,8 @@ class ChatRow:
     streaming: bool = False
     stats: dict[str, Any] | None = None
     model_id: str | None = None
+    #: files sent with a user message (engine/chat/attachments.Attachment), shown as chips
+    attachments: tuple[Any, ...] = ()
 
     @classmethod
     def from_stored(cls, m: StoredMessage) -> ChatRow:
@@ -137,7 +141,24 @@ class ChatRow:
             complete=m.complete,
             stats=m.stats,
             model_id=m.model_id,
+            attachments=m.attachments,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ContextState:
+    """What the model saw of the conversation in its latest answer (that answer's stats)."""
+
+    #: the answer the figures come from, and its model
+    answer_id: int
+    model_id: str | None
+    #: oldest messages left out of the prompt because the conversation outgrew the context
+    dropped: int
+    #: the context window (tokens; 0: not known) and how much of it the conversation filled
+    n_ctx: int
+    used: int
+    #: the first message the model still saw (None: it saw them all)
+    first_seen_id: int | None
 
 
 class MessageListModel(QAbstractListModel):
@@ -163,6 +184,31 @@ class MessageListModel(QAbstractListModel):
             if r.id == message_id:
                 return i
         return -1
+
+    def context_state(self) -> ContextState | None:
+        """From the latest answer with statistics (a local model's); None before one.
+
+        The engine counts the messages it left out among those sent for that answer: the
+        conversation before it, without answers that never got a token (as
+        `History.model_turns` sends them).
+        """
+        for i in range(len(self._rows) - 1, -1, -1):
+            row = self._rows[i]
+            stats = row.stats or {}
+            if row.role != "assistant" or "dropped_messages" not in stats:
+                continue
+            dropped = int(stats.get("dropped_messages") or 0)
+            sent = [r for r in self._rows[:i] if r.role != "assistant" or r.content]
+            first = sent[dropped].id if 0 < dropped < len(sent) else None
+            return ContextState(
+                answer_id=row.id,
+                model_id=row.model_id,
+                dropped=dropped if first is not None else 0,
+                n_ctx=int(stats.get("n_ctx") or 0),
+                used=int(stats.get("context_used") or 0),
+                first_seen_id=first,
+            )
+        return None
 
     def append(self, row: ChatRow) -> None:
         n = len(self._rows)

@@ -11,6 +11,9 @@ classes). Each fence gets a header line with its language and a `copy:N` link;
 `RenderedMarkdown.code_blocks[N]` is the text that link copies. Links written in the
 answer itself become anchors only for http(s) and mailto (`is_safe_link`). An unterminated
 fence (the model is still writing it) renders as a code block too.
+
+`StreamingMarkdown` renders an answer as it streams: only its unfinished end is parsed
+and rendered again at each update, with exactly the full render's result at the end.
 """
 
 from __future__ import annotations
@@ -39,6 +42,46 @@ class RenderedMarkdown:
     #: the HTML of each top-level block (paragraph, list, code block, table...), in order;
     #: while an answer streams only the last one changes, so the view re-lays out only it
     segments: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RenderCounts:
+    """Work done by one renderer: Markdown parses, characters parsed, blocks rendered."""
+
+    parses: int = 0
+    chars_parsed: int = 0
+    blocks_rendered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """One top-level block of a parse: its first source line and its slice of the tokens."""
+
+    line: int
+    start: int
+    end: int
+
+
+def top_level_groups(tokens: list[Any]) -> list[_Group]:
+    """Split markdown-it's token stream into top-level blocks (paragraph, list, fence...)."""
+    groups: list[_Group] = []
+    start = 0
+    line: int | None = None
+    for i, tok in enumerate(tokens):
+        if line is None and tok.map:
+            line = tok.map[0]
+        # a top-level block ends with its closing token, or is one token (fence, hr)
+        if tok.level == 0 and tok.nesting <= 0:
+            groups.append(_Group(line or 0, start, i + 1))
+            start, line = i + 1, None
+    if start < len(tokens):
+        groups.append(_Group(line or 0, start, len(tokens)))
+    return groups
+
+
+def fence_language(info: str | None) -> str:
+    """The language of a code fence's info string (```python title="x" -> python)."""
+    return (info or "").strip().split(" ")[0]
 
 
 # pygments and markdown-it are imported on first use: a window with no answer to
@@ -90,6 +133,8 @@ class MarkdownRenderer:
     def __init__(self, *, dark: bool = False) -> None:
         self.dark = dark
         self._md_instance: Any = None
+        #: how much work rendering took (tests and benchmarks compare full and streamed)
+        self.counts = RenderCounts()
 
     @property
     def _md(self) -> Any:
@@ -119,42 +164,72 @@ class MarkdownRenderer:
         return md
 
     def render(self, text: str) -> RenderedMarkdown:
+        """The whole message at once (a message shown when a conversation opens)."""
         if not text:
             return RenderedMarkdown("")
-        md = self._md
         env: dict[str, list[str]] = {"blocks": []}
-        tokens = md.parse(text, env)
-        segments: list[str] = []
-        start = 0
-        for i, tok in enumerate(tokens):
-            # a top-level block ends with its closing token, or is one token (fence, hr)
-            if tok.level == 0 and tok.nesting <= 0:
-                segments.append(md.renderer.render(tokens[start : i + 1], md.options, env))
-                start = i + 1
-        if start < len(tokens):
-            segments.append(md.renderer.render(tokens[start:], md.options, env))
+        tokens = self._parse(text, env)
+        segments = [self._render_group(tokens, g, env) for g in top_level_groups(tokens)]
         return RenderedMarkdown("".join(segments), env["blocks"], segments)
 
+    def _parse(self, text: str, env: dict[str, Any]) -> list[Any]:
+        self.counts.parses += 1
+        self.counts.chars_parsed += len(text)
+        return self._md.parse(text, env)
+
+    def _render_group(self, tokens: list[Any], group: _Group, env: dict[str, Any]) -> str:
+        self.counts.blocks_rendered += 1
+        md = self._md
+        return md.renderer.render(tokens[group.start : group.end], md.options, env)
+
     def _fence(self, tokens, idx, _options, env) -> str:
-        dark = self.dark
-        code_bg = "#272822" if dark else "#f6f8fa"
-        head_bg = "#3a3b35" if dark else "#e8ebef"
-        head_fg = "#c8c8c8" if dark else "#57606a"
         tok = tokens[idx]
-        lang = (tok.info or "").strip().split(" ")[0]
+        lang = fence_language(tok.info)
         code = tok.content
         blocks: list[str] = env["blocks"]
         n = len(blocks)
         blocks.append(code)
-        body = _highlight(code, lang, dark)
+        return self.code_html(code, lang, n)
+
+    def code_html(
+        self,
+        code: str,
+        lang: str,
+        n: int,
+        *,
+        head: bool = True,
+        tail: bool = True,
+        highlight: bool = True,
+    ) -> str:
+        """One code block (`head`/`tail`: with its header and top margin / its bottom margin).
+
+        A block streamed in pieces (`StreamingMarkdown`) is shown as consecutive pieces,
+        the first with the header, the last with the bottom margin, that stack seamlessly;
+        the piece still being written is not highlighted yet (`highlight=False`).
+        """
+        dark = self.dark
+        code_bg = "#272822" if dark else "#f6f8fa"
+        head_bg = "#3a3b35" if dark else "#e8ebef"
+        head_fg = "#c8c8c8" if dark else "#57606a"
+        body = _highlight(code, lang, dark) if highlight else html.escape(code.rstrip("\n"))
         label = html.escape(lang or "code")
-        return (
-            f'<table width="100%" cellspacing="0" cellpadding="6" '
-            f'style="background:{code_bg}; margin-top:4px; margin-bottom:6px;">'
+        top = "4px" if head else "0px"
+        bottom = "6px" if tail else "0px"
+        header = (
             f'<tr><td style="background:{head_bg}; color:{head_fg};">'
             f'<span style="font-size:small;">{label}</span>'
             f'&nbsp;&nbsp;<a href="{COPY_SCHEME}{n}" style="font-size:small;">Copy</a>'
-            f"</td></tr><tr><td>"
+            f"</td></tr>"
+            if head
+            else ""
+        )
+        # pieces of one block stack without the cell padding between them
+        pad = ("" if head else "padding-top:0px;") + ("" if tail else "padding-bottom:0px;")
+        pad = f' style="{pad}"' if pad else ""
+        return (
+            f'<table width="100%" cellspacing="0" cellpadding="6" '
+            f'style="background:{code_bg}; margin-top:{top}; margin-bottom:{bottom};">'
+            f"{header}<tr><td{pad}>"
             f'<pre style="margin:0; white-space:pre-wrap;">{body}</pre>'
             f"</td></tr></table>"
         )
@@ -163,6 +238,157 @@ class MarkdownRenderer:
         bg = "#3a3b35" if self.dark else "#eff1f3"
         text = html.escape(tokens[idx].content)
         return f'<code style="background:{bg};">&nbsp;{text}&nbsp;</code>'
+
+
+#: a code block being streamed is shown in pieces of this many lines: finished pieces are
+#: highlighted and laid out once, only the last one changes (Qt lays out highlighted code
+#: slowly: ~0.3 ms a line, so re-laying out a 200-line block each update costs ~60 ms)
+CODE_PIECE_LINES = 6
+
+
+@dataclass(slots=True)
+class StreamFrame:
+    """What the view shows of an answer being streamed."""
+
+    #: HTML pieces, stacked in order; a piece whose text did not change needs no new layout
+    pieces: list[str]
+    #: the code blocks so far (what each `copy:N` link copies)
+    code_blocks: list[str]
+
+
+class StreamingMarkdown:
+    """Renders an answer as it grows, re-rendering only its unfinished end.
+
+    Markdown's blocks are parsed top to bottom and a block, once the next one has begun,
+    never changes again (CommonMark never reopens a closed block). So the blocks before
+    the last one are *finished* as soon as the lines that decided where the next one
+    starts are complete: its first line (`#5 things` is not the heading `#` would be) and
+    the one after it (a table's delimiter row turns the line above it into a table
+    header). Finished blocks keep their HTML; each update parses and renders only the
+    text after them. A fenced code block that is still being written is shown in pieces
+    of `CODE_PIECE_LINES` lines (`StreamFrame.pieces`), so only its last piece changes.
+
+    `finish(text)` gives exactly `MarkdownRenderer.render(text)` (the tests check every
+    prefix of a set of answers), re-using the finished blocks. Reference-style link
+    definitions (`[x]: https://...`) change links anywhere in the text, so an answer
+    with one is parsed whole at every update instead (code blocks still in pieces).
+    """
+
+    def __init__(self, renderer: MarkdownRenderer) -> None:
+        self.renderer = renderer
+        self._whole = False  # a reference definition was seen: parse everything each time
+        self._reset()
+
+    def _reset(self) -> None:
+        #: the source of the finished blocks (ends at the start of a line), their exact
+        #: HTML, what the view shows for them, and their code blocks
+        self._src = ""
+        self._segments: list[str] = []
+        self._pieces: list[str] = []
+        self._blocks: list[str] = []
+        #: code blocks being streamed, by their offset in the text: (language, HTML of
+        #: their finished pieces)
+        self._code: dict[int, tuple[str, list[str]]] = {}
+
+    def feed(self, text: str) -> StreamFrame:
+        """The answer so far, for display; finishes the blocks that can no longer change."""
+        tail, tokens, groups, env = self._parse_tail(text)
+        complete_lines = tail.count("\n")
+        # the blocks before the last one whose start is decided are finished
+        keep = 0
+        for k in range(1, 0 if self._whole else len(groups)):
+            if groups[k].line + 2 <= complete_lines:
+                keep = k
+        pieces: list[str] = []
+        finished: list[tuple[str, list[str]]] = []
+        n_blocks = len(self._blocks)
+        for k, group in enumerate(groups):
+            offset = len(self._src) + _line_offset(tail, group.line)
+            tok = tokens[group.start]
+            if tok.type == "fence" and group.end - group.start == 1:
+                exact, shown = self._fence_pieces(tok, offset, env, final=k < keep)
+            else:
+                exact = self.renderer._render_group(tokens, group, env)
+                shown = [exact]
+            if k < keep:
+                finished.append((exact, shown))
+                n_blocks = len(env["blocks"])
+            pieces.extend(shown)
+        frame = StreamFrame(self._pieces + pieces, list(env["blocks"]))
+        if keep:
+            self._src += tail[: _line_offset(tail, groups[keep].line)]
+            for exact, shown in finished:
+                self._segments.append(exact)
+                self._pieces.extend(shown)
+            self._blocks = list(env["blocks"][:n_blocks])
+            self._code = {at: c for at, c in self._code.items() if at >= len(self._src)}
+        return frame
+
+    def finish(self, text: str) -> RenderedMarkdown:
+        """The complete answer: exactly what `MarkdownRenderer.render(text)` gives."""
+        _tail, tokens, groups, env = self._parse_tail(text)
+        segments = self._segments + [self.renderer._render_group(tokens, g, env) for g in groups]
+        return RenderedMarkdown("".join(segments), list(env["blocks"]), segments)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _parse_tail(self, text: str) -> tuple[str, list[Any], list[_Group], dict[str, Any]]:
+        if not text.startswith(self._src):  # not a continuation (edited, restarted)
+            self._reset()
+        tail = text[len(self._src) :]
+        env: dict[str, Any] = {"blocks": list(self._blocks)}
+        tokens = self.renderer._parse(tail, env) if tail else []
+        if env.get("references") and not self._whole:
+            # links before the definition change too: from now on, parse it all each time
+            self._whole = True
+            if self._src:
+                self._reset()
+                return self._parse_tail(text)
+        return tail, tokens, top_level_groups(tokens), env
+
+    def _fence_pieces(
+        self, tok: Any, offset: int, env: dict[str, Any], *, final: bool
+    ) -> tuple[str, list[str]]:
+        """(exact HTML if `final` else "", the pieces shown) of a fenced code block."""
+        blocks: list[str] = env["blocks"]
+        n = len(blocks)
+        blocks.append(tok.content)
+        lang = fence_language(tok.info)
+        code = tok.content
+        lines = code.splitlines(keepends=True)
+        cached = self._code.get(offset)
+        if cached is None or cached[0] != lang:
+            cached = self._code[offset] = (lang, [])
+        done = cached[1]
+        complete = code.count("\n")
+        # finished pieces: whole pieces of complete lines, leaving the rest to the last piece
+        while (len(done) + 1) * CODE_PIECE_LINES < complete:
+            a = len(done) * CODE_PIECE_LINES
+            chunk = "".join(lines[a : a + CODE_PIECE_LINES])
+            self.renderer.counts.blocks_rendered += 1
+            done.append(self.renderer.code_html(chunk, lang, n, head=not done, tail=False))
+        rest = "".join(lines[len(done) * CODE_PIECE_LINES :])
+        self.renderer.counts.blocks_rendered += 1
+        # the last piece changes with every update until the block is finished: highlighting
+        # it each time would cost more than all the rest of an update
+        last = self.renderer.code_html(rest, lang, n, head=not done, tail=True, highlight=final)
+        shown = [*done, last]
+        exact = ""
+        if final:
+            self.renderer.counts.blocks_rendered += 1
+            exact = self.renderer.code_html(code, lang, n)
+        return exact, shown
+
+
+def _line_offset(text: str, line: int) -> int:
+    """The offset in `text` where line number `line` (0-based) starts."""
+    pos = 0
+    for _ in range(line):
+        nl = text.find("\n", pos)
+        if nl < 0:
+            return len(text)
+        pos = nl + 1
+    return pos
 
 
 _warm = False

@@ -12,6 +12,17 @@ messages (continue from there), Regenerate on the last answer, Copy per message;
 a model picker (Ctrl/Cmd+K), a thinking switch for models that have one, the
 system prompt and per-model settings; Enter sends, Shift+Enter is a newline,
 Esc or the Stop button stops at once.
+
+Streaming costs the model no speed: the answer being written is rendered by
+`StreamingMarkdown` (only its unfinished last block is parsed and rendered again) and
+shown as stacked pieces (`StreamingContent`), so an update lays out only the piece that
+changed; the controller pushes updates at most at the display's rate.
+
+Nothing is cut silently: when the conversation outgrew the model's context, a divider
+("Earlier messages are not seen by the model") sits above the first message the model
+still saw, with a button to load the model with a larger context where this machine has
+the memory for it (the fit verdict); `context_meter` ("N / M tokens", in the window's
+status line) shows how full the context is.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -40,16 +52,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hanlin.desktop.chat.controller import ChatController, ChatStatus
-from hanlin.desktop.chat.item_models import ChatRow
+from hanlin.desktop.chat.attachment_chips import AttachmentStrip
+from hanlin.desktop.chat.composer_attach import ComposerAttachments
+from hanlin.desktop.chat.controller import ChatController, ChatStatus, ModelChoice
+from hanlin.desktop.chat.item_models import ChatRow, ContextState
 from hanlin.desktop.chat.markdown import (
     COPY_SCHEME,
     MarkdownRenderer,
+    RenderedMarkdown,
+    StreamingMarkdown,
     is_safe_link,
     is_warm,
     plain_to_html,
 )
 from hanlin.desktop.errors import ErrorBanner
+from hanlin.engine.chat.window import context_meter, overflow_notice
 from hanlin.engine.core.errors import HanlinError
 
 
@@ -77,6 +94,9 @@ class RichTextView(QTextBrowser):
     """
 
     linkActivated = Signal(str)
+    #: documents laid out, and the HTML characters they held (benchmarks and tests)
+    layouts = 0
+    layout_chars = 0
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -100,6 +120,8 @@ class RichTextView(QTextBrowser):
         if html == self._html:
             return
         self._html = html
+        RichTextView.layouts += 1
+        RichTextView.layout_chars += len(html)
         self.setHtml(html)
         self._fit()
 
@@ -119,6 +141,93 @@ class RichTextView(QTextBrowser):
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         event.ignore()  # let the conversation's scroll area scroll
+
+
+#: a streamed answer becomes one document at once when its HTML is at most this long
+#: (a few ms of layout), else this much after its last token
+MERGE_AT_ONCE_HTML = 12_000
+MERGE_DELAY_MS = 750
+
+
+class StreamingContent(QWidget):
+    """An answer being streamed: its pieces (`StreamFrame.pieces`) stacked, one view each.
+
+    Only a piece whose HTML changed is laid out again, so an update costs the size of the
+    unfinished block, not of the whole answer. When the answer is complete the message
+    shows it as one document again (selectable across paragraphs, as any other message).
+    """
+
+    linkActivated = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("streamingContent")
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(0)
+        self.views: list[RichTextView] = []
+
+    def show_pieces(self, pieces: list[str]) -> None:
+        for i, html in enumerate(pieces):
+            if i == len(self.views):
+                view = RichTextView(self)
+                view.setObjectName("messageContent")
+                view.linkActivated.connect(self.linkActivated)
+                self._layout.addWidget(view)
+                self.views.append(view)
+            self.views[i].setText(html)
+        while len(self.views) > len(pieces):
+            view = self.views.pop()
+            self._layout.removeWidget(view)
+            view.deleteLater()
+
+    def text(self) -> str:
+        return "".join(v.text() for v in self.views)
+
+
+class TruncationDivider(QFrame):
+    """The divider above the first message the model still saw, when older ones no longer fit.
+
+    With a button that reloads the model with a larger context when the fit verdict says
+    this machine can hold it (`ChatView` finds that out on the runner).
+    """
+
+    raiseRequested = Signal(int)  # the larger n_ctx
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("truncationDivider")
+        self.label = QLabel("Earlier messages are not seen by the model", self)
+        self.label.setObjectName("truncationLabel")
+        self.label.setStyleSheet("color: palette(placeholder-text); font-style: italic;")
+        self.raise_button = QToolButton(self)
+        self.raise_button.setObjectName("raiseContextButton")
+        self.raise_button.setAutoRaise(True)
+        self.raise_button.hide()
+        self.raise_button.clicked.connect(self._on_raise)
+        self._offer: int | None = None
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 2, 0, 6)
+        for side in ("left", "right"):
+            line = QFrame(self)
+            line.setFrameShape(QFrame.Shape.HLine)
+            line.setFrameShadow(QFrame.Shadow.Sunken)
+            layout.addWidget(line, 1)
+            if side == "left":
+                layout.addWidget(self.label)
+                layout.addWidget(self.raise_button)
+
+    def set_offer(self, n_ctx: int | None, tip: str = "") -> None:
+        """Offer a larger context (None: nothing to offer)."""
+        self._offer = n_ctx
+        self.raise_button.setVisible(n_ctx is not None)
+        if n_ctx is not None:
+            self.raise_button.setText(f"Use a {n_ctx:,}-token context")
+            self.raise_button.setToolTip(tip)
+
+    def _on_raise(self) -> None:
+        if self._offer is not None:
+            self.raiseRequested.emit(self._offer)
 
 
 class MessageWidget(QFrame):
@@ -172,7 +281,18 @@ class MessageWidget(QFrame):
         self._layout.addLayout(head)
         self._layout.addWidget(self.thinking_toggle, 0, Qt.AlignmentFlag.AlignLeft)
         self._layout.addWidget(self.content)
-        self._rendered_key: tuple[str, bool] | None = None  # (text, shown as plain)
+        # files sent with the message, as chips that open them (attachment_chips.py)
+        self.attachment_chips = AttachmentStrip(row.attachments, parent=self)
+        self._layout.addWidget(self.attachment_chips)
+        # while the answer streams: its renderer and the stacked pieces it is shown as
+        self._stream: StreamingMarkdown | None = None
+        self.live: StreamingContent | None = None
+        self._final: RenderedMarkdown | None = None  # the finished answer, not shown yet
+        self._merge_timer = QTimer(self)
+        self._merge_timer.setSingleShot(True)
+        self._merge_timer.setInterval(MERGE_DELAY_MS)
+        self._merge_timer.timeout.connect(self.merge_streamed)
+        self._rendered_key: tuple[str, bool, bool] | None = None  # (text, plain, streaming)
         self.set_row(row, is_last=False)
 
     def _tool(self, text: str, tip: str) -> QToolButton:
@@ -210,6 +330,7 @@ class MessageWidget(QFrame):
 
     def set_renderer(self, renderer: MarkdownRenderer) -> None:
         self._renderer = renderer
+        self._stream = None
         self._rendered_key = None
         self.set_row(self.row, is_last=self.regenerate_button.isVisible())
 
@@ -250,17 +371,77 @@ class MessageWidget(QFrame):
 
         # answers show as plain text until the Markdown renderer is warm (start-up)
         plain = user or not is_warm()
-        key = (row.content, plain)
+        streaming = row.streaming and not plain
+        key = (row.content, plain, streaming)
         if key != self._rendered_key:
             self._rendered_key = key
             if plain:
                 self.code_blocks = []
                 self.content.setText(plain_to_html(row.content))
+            elif streaming:
+                self._show_streaming(row.content)
+            elif self._stream is not None and self.live is not None:
+                # just finished streaming: one document again (the same HTML as render(),
+                # re-using the finished blocks); a long one a moment later, showing its
+                # last pieces meanwhile: laying out a long answer at once takes tens of ms
+                self._final = self._stream.finish(row.content)
+                if len(self._final.html) <= MERGE_AT_ONCE_HTML:
+                    self.merge_streamed()
+                else:
+                    frame = self._stream.feed(row.content)
+                    self.code_blocks = frame.code_blocks
+                    self.live.show_pieces(frame.pieces)
+                    self._merge_timer.start()
             else:
+                self._merge_timer.stop()
                 rendered = self._renderer.render(row.content)
                 self.code_blocks = rendered.code_blocks
                 self.content.set_segments(rendered.segments)
-        self.content.setVisible(bool(row.content) or not row.thinking)
+                self._stream = None
+                self._end_streaming()
+        shown = bool(row.content) or not row.thinking
+        if self.live is not None:
+            self.live.setVisible(shown)
+        else:
+            self.content.setVisible(shown)
+
+    def _show_streaming(self, text: str) -> None:
+        if self._stream is None:
+            self._stream = StreamingMarkdown(self._renderer)
+        if self.live is None:
+            self.live = StreamingContent(self)
+            self.live.linkActivated.connect(self._on_link)
+            self._layout.insertWidget(self._layout.indexOf(self.content), self.live)
+            self.content.hide()
+            self.content.setText("")
+        frame = self._stream.feed(text)
+        self.code_blocks = frame.code_blocks
+        self.live.show_pieces(frame.pieces)
+
+    def merge_streamed(self) -> None:
+        """Show a streamed answer as one document again (selectable across its blocks)."""
+        self._merge_timer.stop()
+        stream, self._stream = self._stream, None
+        rendered, self._final = self._final, None
+        if stream is None or self.live is None:
+            return
+        if rendered is None:
+            rendered = stream.finish(self.row.content)
+        self.code_blocks = rendered.code_blocks
+        self.content.set_segments(rendered.segments)
+        self.content.setVisible(self.live.isVisibleTo(self))
+        self._end_streaming()
+
+    def _end_streaming(self) -> None:
+        if self.live is not None:
+            self._layout.removeWidget(self.live)
+            self.live.hide()
+            self.live.deleteLater()
+            self.live = None
+
+    def rendered_html(self) -> str:
+        """The HTML the message shows now (all pieces while it streams)."""
+        return self.live.text() if self.live is not None else self.content.text()
 
     def _toggle_thinking(self, on: bool) -> None:
         view = self._thinking_view()
@@ -317,6 +498,20 @@ class ChatView(QWidget):
         self.renderer = MarkdownRenderer()
         self._widgets: list[MessageWidget] = []
         self._stick_to_bottom = True
+        # what the model saw of this conversation: the divider above the first message it
+        # still saw, the offer of a larger context (by model file and context), the meter
+        self.divider = TruncationDivider(self)
+        self.divider.hide()
+        self.divider.raiseRequested.connect(self.raise_context)
+        self._context: ContextState | None = None
+        self._offers: dict[tuple[str, int], tuple[int, str] | None] = {}
+        #: "N / M tokens"; the main window puts it in its status line
+        self.context_meter = QProgressBar(self)
+        self.context_meter.setObjectName("contextMeter")
+        self.context_meter.setTextVisible(True)
+        self.context_meter.setFixedWidth(170)
+        self.context_meter.setMaximumHeight(18)
+        self.context_meter.hide()
 
         # tool bar
         self.model_picker = QComboBox(self)
@@ -374,6 +569,7 @@ class ChatView(QWidget):
         self.composer.setPlaceholderText("Message (Enter sends, Shift+Enter for a new line)")
         self.composer.setFixedHeight(84)
         self.composer.submitted.connect(self.send)
+        self.attach = ComposerAttachments(self.composer, controller, self)
         self.send_button = QPushButton("Send", self)
         self.send_button.setObjectName("sendButton")
         self.send_button.setDefault(True)
@@ -398,6 +594,7 @@ class ChatView(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.banner)
         layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.attach.bar)
         layout.addLayout(composer_row)
 
         m = controller.messages
@@ -405,6 +602,16 @@ class ChatView(QWidget):
         m.rowsInserted.connect(self._on_rows_inserted)
         m.rowsRemoved.connect(self._on_rows_removed)
         m.dataChanged.connect(self._on_data_changed)
+        for signal in (m.modelReset, m.rowsInserted, m.rowsRemoved, m.dataChanged):
+            signal.connect(self._refresh_context)
+        # the offer needs the model's file: ask again once the installed models are read
+        controller.modelsChanged.connect(
+            lambda: (
+                self._offer_larger_context(self._context)
+                if self._context is not None and self.divider.isVisibleTo(self)
+                else None
+            )
+        )
         controller.generatingChanged.connect(self._on_generating)
         controller.errorRaised.connect(self.banner.show_error)
         controller.warningRaised.connect(self.banner.show_warning)
@@ -425,6 +632,7 @@ class ChatView(QWidget):
         return w
 
     def _rebuild(self) -> None:
+        self._park_divider()
         for w in self._widgets:
             self._list.removeWidget(w)
             w.deleteLater()
@@ -441,14 +649,22 @@ class ChatView(QWidget):
     def _on_rows_inserted(self, _parent: QModelIndex, first: int, last: int) -> None:
         for i in range(first, last + 1):
             w = self._make(self.controller.messages.row(i))
-            # +1: the empty hint sits first in the layout
-            self._list.insertWidget(i + 1, w)
+            # before the widget now at row i (the empty hint sits first in the layout, the
+            # divider may sit between messages), or last, before the stretch
+            if i < len(self._widgets):
+                at = self._list.indexOf(self._widgets[i])
+                if self._widgets[i].row.id == getattr(self._context, "first_seen_id", None):
+                    at -= 1  # above the divider, which belongs to that message
+            else:
+                at = self._list.count() - 1
+            self._list.insertWidget(at, w)
             w.show()
             self._widgets.insert(i, w)
         self._refresh_last()
         self._stick_to_bottom = True
 
     def _on_rows_removed(self, _parent: QModelIndex, first: int, last: int) -> None:
+        self._park_divider()
         for w in self._widgets[first : last + 1]:
             self._list.removeWidget(w)
             w.deleteLater()
@@ -462,6 +678,118 @@ class ChatView(QWidget):
         for i in range(top.row(), bottom.row() + 1):
             if i < n:
                 self._widgets[i].set_row(self.controller.messages.row(i), is_last=i == n - 1)
+
+    # -- what the model sees ---------------------------------------------------------
+
+    def _park_divider(self) -> None:
+        """Take the divider out of the list of messages (they may be about to change)."""
+        self.divider.hide()
+        self._list.removeWidget(self.divider)
+        self._context = None
+
+    def _refresh_context(self, *_args: object) -> None:
+        state = self.controller.messages.context_state()
+        if state == self._context:
+            return
+        self._context = state
+        meter = self.context_meter
+        if state is not None and state.n_ctx:
+            meter.setRange(0, state.n_ctx)
+            meter.setValue(min(state.used, state.n_ctx))
+            meter.setFormat(context_meter(state.used, state.n_ctx))
+            tip = f"The conversation fills {context_meter(state.used, state.n_ctx)} of the "
+            tip += "model's context (prompt and answer)."
+            if state.dropped:
+                tip += " " + overflow_notice(state.dropped, state.n_ctx)
+            meter.setToolTip(tip)
+            meter.show()
+        else:
+            meter.hide()
+        widget = next((w for w in self._widgets if state and w.row.id == state.first_seen_id), None)
+        if state is None or widget is None:
+            self.divider.hide()
+            return
+        self.divider.label.setToolTip(overflow_notice(state.dropped, state.n_ctx))
+        self.divider.label.setText("Earlier messages are not seen by the model")
+        self.divider.set_offer(None)
+        self._list.removeWidget(self.divider)
+        self._list.insertWidget(self._list.indexOf(widget), self.divider)
+        self.divider.show()
+        self._offer_larger_context(state)
+
+    def _offer_larger_context(self, state: ContextState) -> None:
+        """Ask (on the runner: it reads the GGUF header and the free memory) whether the
+        model fits this machine with a larger context; offer it on the divider if so."""
+        model = self._model_of(state)
+        if model is None or model.is_remote or not state.n_ctx:
+            return
+        from hanlin.engine.core.settings import load_settings
+
+        configured = load_settings().settings.model(model.id).n_ctx
+        if configured and configured > state.n_ctx:  # raised already: the next answer uses it
+            self.divider.label.setText(
+                f"Earlier messages are not seen by the model · the next answer uses a "
+                f"{configured:,}-token context"
+            )
+            return
+        key = (str(model.path), state.n_ctx)
+        if key in self._offers:
+            offer = self._offers[key]
+            if offer is not None:
+                self.divider.set_offer(*offer)
+            return
+
+        def work(_cancel: object, _progress: object) -> tuple[int, str] | None:
+            from hanlin.engine.chat.window import suggest_larger_context
+
+            found = suggest_larger_context(model.path, state.n_ctx)
+            if found is None:
+                return None
+            note = " (tight on memory)" if found.tight else ""
+            tip = f"Reload {model.id} with a {found.n_ctx:,}-token context{note}: "
+            return found.n_ctx, tip + found.verdict.reason
+
+        def done(offer: tuple[int, str] | None) -> None:
+            self._offers[key] = offer
+            if self._context == state and offer is not None:
+                self.divider.set_offer(*offer)
+
+        self.controller.runner.submit(
+            work, on_done=done, on_error=lambda _exc: None, key="context-offer"
+        )
+
+    def _model_of(self, state: ContextState) -> ModelChoice | None:
+        """The model that wrote the answer (else the conversation's)."""
+        if state.model_id:
+            return self.controller.model_choice(state.model_id)
+        return self.controller.current_model()
+
+    def raise_context(self, n_ctx: int) -> None:
+        """Save the larger context for the conversation's model and reload it with it."""
+        model = self._model_of(self._context) if self._context is not None else None
+        if model is None:
+            return
+        from dataclasses import replace
+
+        from hanlin.engine.core.settings import ModelSettings, update_settings
+
+        model_id = model.id
+        try:
+            update_settings(
+                models=lambda current: {
+                    **current,
+                    model_id: replace(current.get(model_id) or ModelSettings(), n_ctx=n_ctx),
+                }
+            )
+        except HanlinError as exc:
+            self.banner.show_error(exc)
+            return
+        self.divider.set_offer(None)
+        self.divider.label.setText(
+            f"Earlier messages are not seen by the model · the next answer uses a "
+            f"{n_ctx:,}-token context"
+        )
+        self.controller.preload_model()
 
     def _refresh_last(self) -> None:
         n = len(self._widgets)
@@ -498,11 +826,13 @@ class ChatView(QWidget):
 
     def send(self) -> None:
         text = self.composer.toPlainText()
-        if not text.strip():
+        files = self.attach.attachments()
+        if (not text.strip() and not files) or not self.attach.ready_to_send():
             return
         self.banner.dismiss()
-        if self.controller.send(text):
+        if self.controller.send(text, attachments=files):
             self.composer.clear()
+            self.attach.clear()
 
     def stop(self) -> None:
         self.controller.stop()

@@ -8,6 +8,17 @@ warning, tokens/s and time to first token) goes to stderr, so
 `hanlin chat m "..." > answer.txt` captures only the answer. The model's
 reasoning is shown (dimmed) only with --show-thinking; otherwise a one-line
 note on stderr says that it thought and for how long.
+
+`--file PATH` (repeatable; files and folders, a folder filtered by its .gitignore) sends
+files with the first message, `/file PATH…` with the next one (chat_files.py): each is
+named on stderr with its language, size and token count from the model's tokenizer.
+
+Remote models: `hanlin chat --endpoint URL|NAME [MODEL] [PROMPT]` chats with MODEL on
+an OpenAI-compatible server (MODEL may be left out when the server has only one), and
+`hanlin chat NAME/MODEL` with a model of a server added by `hanlin remote add` (also
+what `chat_model` may hold). Same streaming, Ctrl-C, thinking and statistics; the
+server keeps the model, so --ctx and --cpu do not apply. A connection lost mid-answer
+keeps the partial answer on stdout and says so on stderr.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ HELP = """Commands:
   /clear        forget the conversation (keeps the system prompt)
   /think on|off turn the model's thinking on or off (Qwen3)
   /stats        show the last reply's statistics and the sampling it used
+  /file PATH…   attach files or folders to your next message (.gitignore honoured)
   /bye, /exit   leave (Ctrl-D works too)
 Ctrl-C stops the answer being written; Ctrl-C twice at the prompt leaves."""
 
@@ -197,12 +209,19 @@ def _stats_line(stats: Any) -> str:
         f"TTFT {stats.ttft_s:.2f} s",
         f"prompt {stats.prompt_tokens} tokens ({stats.cached_tokens} cached)",
     ]
+    from hanlin.desktop.cli.chat_speculation import speculation_part
+
+    drafts = speculation_part(stats)
+    if drafts:
+        parts.append(drafts)
     if stats.dropped_messages:
         parts.append(f"{stats.dropped_messages} oldest messages dropped to fit the context")
     if stats.stop_reason == "length":
         parts.append("stopped at the token limit")
     elif stats.stop_reason == "cancelled":
         parts.append("stopped")
+    elif stats.stop_reason == "interrupted":
+        parts.append("interrupted")
     return "[" + " · ".join(parts) + "]"
 
 
@@ -224,11 +243,34 @@ def _sampling_line(stats: Any) -> str:
 def _answer(session: Any, text: str, show_thinking: bool) -> Any:
     cancel = CancelToken()
     printer = _Printer(sys.stdout, show_thinking)
+    unseen = getattr(session, "window_start", 0)
     with _ctrl_c_cancels(cancel):
         reply = session.send(text, cancel=cancel, on_event=printer)
     printer.finish()
     _err(_stats_line(reply.stats))
+    if not unseen and getattr(session, "window_start", 0):
+        _overflow_notice(session, reply.stats)
     return reply
+
+
+def _overflow_notice(session: Any, stats: Any) -> None:
+    """The first time a conversation outgrows the context: one line on stderr, dimmed,
+    with the context used and, if the fit verdict allows, a larger `--ctx` to use."""
+    from hanlin.engine.chat.window import context_meter, overflow_notice, suggest_larger_context
+
+    line = f"note: {overflow_notice(session.window_start, stats.n_ctx)}"
+    details = [f"context {context_meter(stats.context_used, stats.n_ctx)}"] if stats.n_ctx else []
+    path = getattr(getattr(session, "model", None), "path", None)
+    try:
+        larger = suggest_larger_context(Path(path), stats.n_ctx) if path and stats.n_ctx else None
+    except HanlinError:
+        larger = None
+    if larger is not None:
+        tight = ", tight on memory" if larger.tight else ""
+        details.append(f"`--ctx {larger.n_ctx}` fits this machine{tight}")
+    if details:
+        line = f"{line.rstrip('.')} ({'; '.join(details)})."
+    _err(f"{DIM}{line}{RESET}" if sys.stderr.isatty() else line)
 
 
 def _read_line(prompt: str) -> str | None:
@@ -245,9 +287,21 @@ def _read_line(prompt: str) -> str | None:
         return None
 
 
+def _files(args: argparse.Namespace) -> Any:
+    """The attachments waiting for the next message (`--file`, `/file`): chat_files.py."""
+    from hanlin.desktop.cli.chat_files import PendingFiles
+
+    files = getattr(args, "attached", None)
+    if files is None:
+        files = args.attached = PendingFiles()
+    return files
+
+
 def _interactive(session: Any, args: argparse.Namespace) -> int:
     prompt = ">>> " if sys.stdin.isatty() else ""
     _err("Type a message; /help for commands, /bye to leave.")
+    if _files(args).attachments:
+        _err("(the attached files go with your first message)")
     while True:
         line = _read_line(prompt)
         if line is None:
@@ -272,12 +326,102 @@ def _interactive(session: Any, args: argparse.Namespace) -> int:
                 else:
                     _err(_stats_line(session.last_stats))
                     _err(_sampling_line(session.last_stats))
+            elif command == "/file":
+                from hanlin.desktop.cli.chat_files import file_command
+
+                file_command(_files(args), rest)
             elif command == "/help":
                 _err(HELP)
             else:
                 _err(f"unknown command {command}; /help lists them")
             continue
-        _answer(session, text, args.show_thinking)
+        text = _files(args).compose(text)
+        if isinstance(session, _remote_session_type()):
+            _answer_remote_turn(session, text, args.show_thinking)
+        else:
+            _answer(session, text, args.show_thinking)
+
+
+# --------------------------------------------------------------------------- remote models
+
+
+def _remote_session_type() -> type:
+    from hanlin.engine.remote.chat import RemoteChatSession
+
+    return RemoteChatSession
+
+
+def _remote_target(args: argparse.Namespace) -> Any:
+    """The remote model this chat is for (`--endpoint`, or a `NAME/MODEL` ref); None: local."""
+    from hanlin.engine.remote.endpoint import RemoteTarget, endpoint_for, split_remote_ref
+
+    settings = load_settings().settings
+    if not getattr(args, "endpoint", None):
+        ref = args.model_id or settings.chat_model
+        return split_remote_ref(ref, settings) if ref else None
+    endpoint = endpoint_for(args.endpoint, settings)
+    if args.model_id:
+        return RemoteTarget(endpoint, args.model_id)
+    from hanlin.engine.remote.client import RemoteClient
+    from hanlin.engine.remote.listing import LISTING_TIMEOUTS
+
+    ids = [m.id for m in RemoteClient(endpoint, LISTING_TIMEOUTS).models()]
+    if len(ids) != 1:
+        listed = ", ".join(f"`{i}`" for i in ids[:8]) or "none"
+        raise UnknownModelError(
+            f"{endpoint.label} serves {len(ids) or 'no'} models; which one?",
+            f"give it: `hanlin chat --endpoint {args.endpoint} MODEL` (models there: {listed})",
+        )
+    return RemoteTarget(endpoint, ids[0])
+
+
+def _interrupted_error(reply: Any) -> HanlinError:
+    stats = reply.stats
+    return HanlinError(
+        f"{stats.error or 'the answer was cut off'} (the partial answer above is kept)",
+        stats.error_hint,
+    )
+
+
+def _answer_remote_turn(session: Any, text: str, show_thinking: bool) -> None:
+    """One interactive turn: a server's failure is reported, and the chat goes on."""
+    from hanlin.engine.remote.errors import RemoteError
+
+    try:
+        reply = _answer(session, text, show_thinking)
+    except RemoteError as exc:
+        _err(f"hanlin: error: {exc}")
+        return
+    if reply.stats.stop_reason == "interrupted":
+        _err(f"hanlin: error: {_interrupted_error(reply)}")
+
+
+def _run_remote(target: Any, args: argparse.Namespace) -> int:
+    from hanlin.engine.chat.sampling import user_sampling
+    from hanlin.engine.remote.chat import RemoteChatSession
+
+    if args.ctx is not None or args.cpu:
+        _err("note: --ctx and --cpu apply to local models; the server decides for its own")
+    values = load_settings().settings.model(target.ref).to_dict()
+    if args.temperature is not None:
+        values["temperature"] = args.temperature
+    if args.max_tokens is not None:
+        values["max_tokens"] = args.max_tokens
+    _err(f"{target.model} on {target.endpoint.label} (remote)")
+    _files(args).describe(_files(args).attachments)  # estimated: the server's tokenizer
+    session = RemoteChatSession(
+        target,
+        system=args.system,
+        sampling=user_sampling(values),
+        thinking=not args.no_think,
+        max_tokens=args.max_tokens,
+    )
+    if args.prompt is None:
+        return _interactive(session, args)
+    reply = _answer(session, _files(args).compose(args.prompt), args.show_thinking)
+    if reply.stats.stop_reason == "interrupted":
+        raise _interrupted_error(reply)
+    return 130 if reply.stats.stop_reason == "cancelled" else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -291,20 +435,36 @@ def run(args: argparse.Namespace) -> int:
         # `hanlin chat "Explain the GIL"`: ids never contain spaces, so this is a prompt
         # for the default chat model.
         args.model_id, args.prompt = None, args.model_id
+    from hanlin.desktop.cli.chat_files import PendingFiles
+
+    args.attached = PendingFiles.read(getattr(args, "files", None))  # fails before a load
+    remote = _remote_target(args)
+    if remote is not None:
+        return _run_remote(remote, args)
     resolved = _resolve(args.model_id)
     sampling = _sampling(resolved, args)
+    from hanlin.desktop.cli.chat_speculation import check_draft_flag, speculation_for
+
+    check_draft_flag(args)  # a bad --draft-model fails before the load
     model = _load(resolved, args)
+    draft = None
     try:
+        speculative, draft = speculation_for(model, resolved.model_id, args)
+        args.attached.use_model(model)  # counted with its tokenizer, checked against n_ctx
         session = ChatSession(
             model,
             system=args.system,
             sampling=sampling,
             thinking=not args.no_think,
             max_tokens=args.max_tokens,
+            speculative=speculative,
+            draft=draft,
         )
         if args.prompt is not None:
-            reply = _answer(session, args.prompt, args.show_thinking)
+            reply = _answer(session, args.attached.compose(args.prompt), args.show_thinking)
             return 130 if reply.stats.stop_reason == "cancelled" else 0
         return _interactive(session, args)
     finally:
+        if draft is not None:
+            draft.close()
         model.close()

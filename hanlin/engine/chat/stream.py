@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from hanlin.engine.chat.sampling import resolve_sampling
 from hanlin.engine.chat.template import ChatPrompter
@@ -34,6 +34,10 @@ from hanlin.engine.core.errors import Cancelled, GenerationError
 from hanlin.engine.models.catalog import Sampling
 from hanlin.engine.runtime.loader import LoadedModel
 from hanlin.engine.runtime.session import PieceDecoder, StopMatcher, build_sampler
+from hanlin.engine.runtime.speculative import speculator_for
+
+if TYPE_CHECKING:
+    from hanlin.engine.runtime.kv_state_store import KVStateStore
 
 __all__ = [
     "ChatMessage",
@@ -71,10 +75,26 @@ class GenerationStats:
     stop_reason: str = "stop"  # "stop" | "length" | "cancelled"
     #: oldest history messages left out because the conversation no longer fit the context
     dropped_messages: int = 0
+    #: the context window (tokens), and how much of it the conversation fills after this
+    #: reply (prompt + generated): the window's meter, the CLI's overflow notice
+    n_ctx: int = 0
+    context_used: int = 0
     #: prompt evaluation alone (seconds) and its speed
     prompt_s: float = 0.0
+    #: of `cached_tokens`, tokens whose KV state was read back from disk (a conversation
+    #: reopened after a restart: engine/runtime/kv_state_store.py) and the seconds it took
+    restored_tokens: int = 0
+    restore_s: float = 0.0
     #: the sampling the reply used (temperature, top_p, top_k, min_p, repeat_penalty, max_tokens)
     sampling: dict[str, float] = field(default_factory=dict)
+    #: speculative decoding (engine/runtime/speculative.py): what drafted ("prompt lookup",
+    #: "draft model …"; None: off), tokens drafted, of those accepted, accepted / drafted
+    #: (None: nothing was drafted), and the main model's llama_decode calls while generating
+    speculative: str | None = None
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    acceptance_rate: float | None = None
+    decode_calls: int = 0
 
     @property
     def evaluated_tokens(self) -> int:
@@ -103,6 +123,9 @@ def stream_chat(
     on_event: Callable[[StreamEvent], None] | None = None,
     stop: Sequence[str] = (),
     seed: int | None = None,
+    speculative: bool | None = None,
+    draft: LoadedModel | None = None,
+    kv_store: KVStateStore | None = None,
 ) -> ChatReply:
     """Generate the assistant's next message, streaming it through `on_event`.
 
@@ -111,7 +134,12 @@ def stream_chat(
     (engine/chat/sampling.py). `max_tokens` beats all of them. Thinking in `messages`
     is ignored. Cancelling returns the partial reply with stop_reason "cancelled".
     A broken or hostile chat template raises ChatTemplateError within a few seconds.
-    Blocking: call it from a worker thread.
+    `speculative` is the per-model setting (None: prompt-lookup drafting where it pays,
+    False: off) and `draft` a loaded draft model (engine/runtime/draft_model.py); the reply
+    is the same either way, only faster. `kv_store`: when the context holds little of this
+    prompt, a saved state with a longer common prefix is loaded first (a conversation
+    reopened after a restart), so only the rest is evaluated. Blocking: call it from a
+    worker thread.
     """
     cancel = cancel or NEVER_CANCELLED
     started = time.perf_counter()
@@ -131,7 +159,14 @@ def stream_chat(
         tokens = window.tokens
         stats.prompt_tokens = len(tokens)
         stats.dropped_messages = window.dropped
+        stats.n_ctx = model.n_ctx
+        stats.context_used = len(tokens)
         splitter = ThinkSplitter(in_thinking=prompt_opens_thinking(window.text))
+        if kv_store is not None:
+            restored = kv_store.restore(model, tokens)
+            if restored is not None:
+                stats.restored_tokens = restored.matched_tokens
+                stats.restore_s = restored.seconds
         try:
             evaluated = session.evaluate(tokens, cancel=cancel)
         except Cancelled:
@@ -147,9 +182,13 @@ def stream_chat(
         emit = on_event or (lambda _e: None)
         n = 0
         t_first = t_last = 0.0
+        speculator = speculator_for(model, enabled=speculative, draft=draft)
+        calls_before = session.decode_calls
         with build_sampler(session.vocab, seed=seed, **params) as sampler:
             room = max(1, model.n_ctx - len(tokens))
-            for token in session.generate(sampler, max_tokens=min(limit, room), cancel=cancel):
+            for token in session.generate(
+                sampler, max_tokens=min(limit, room), cancel=cancel, speculator=speculator
+            ):
                 t_last = time.perf_counter()
                 if n == 0:
                     t_first = t_last
@@ -168,8 +207,16 @@ def stream_chat(
                 emit(event)
         for event in splitter.finish():
             emit(event)
+        stats.decode_calls = session.decode_calls - calls_before
+        if speculator is not None:
+            spec = speculator.last
+            stats.speculative = speculator.label
+            stats.drafted_tokens = spec.drafted
+            stats.accepted_tokens = spec.accepted
+            stats.acceptance_rate = spec.acceptance_rate
 
     stats.generated_tokens = n
+    stats.context_used = stats.prompt_tokens + n
     stats.ttft_s = (t_first - started) if n else 0.0
     stats.total_s = time.perf_counter() - started
     stats.tokens_per_s = (n - 1) / (t_last - t_first) if n > 1 and t_last > t_first else 0.0
@@ -200,6 +247,9 @@ class ChatSession:
     #: index in `history` of the first message still sent to the model
     window_start: int = 0
     last_stats: GenerationStats | None = None
+    #: speculative decoding: the per-model setting (None: where it pays) and a draft model
+    speculative: bool | None = None
+    draft: LoadedModel | None = None
 
     def messages(self) -> list[ChatMessage]:
         """What the model sees: system prompt + the history window (no thinking)."""
@@ -224,6 +274,8 @@ class ChatSession:
             max_tokens=max_tokens or self.max_tokens,
             cancel=cancel,
             on_event=on_event,
+            speculative=self.speculative,
+            draft=self.draft,
         )
         self.window_start += reply.stats.dropped_messages
         self.history.append(user)

@@ -15,6 +15,12 @@ order: the same conversation a turn later, or the same turn regenerated). Anothe
 conversation, even one with the same message at the same index or the same first turns,
 never matches; an edited conversation is fitted anew. A few such windows are kept
 (`MAX_WINDOWS`), so switching between long conversations keeps each one's window.
+
+Never silently: the reply's statistics say how many messages were left out and how much
+of the context the conversation fills (`GenerationStats.dropped_messages`, `n_ctx`,
+`context_used`), both front ends word it with `overflow_notice` and `context_meter`, and
+`suggest_larger_context` proposes a context length that the fit verdict says this machine
+can hold (engine/models/fit.py), capped at what the model was trained for.
 """
 
 from __future__ import annotations
@@ -22,11 +28,26 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hanlin.engine.core.errors import GenerationError
 
-__all__ = ["MAX_WINDOWS", "Window", "WindowHint", "fit_history"]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from hanlin.engine.models.fit import FitVerdict
+    from hanlin.engine.runtime.hardware import HardwareInfo
+
+__all__ = [
+    "MAX_WINDOWS",
+    "ContextSuggestion",
+    "Window",
+    "WindowHint",
+    "context_meter",
+    "fit_history",
+    "overflow_notice",
+    "suggest_larger_context",
+]
 
 #: when old turns must go, free this share of the context as well, so that the next
 #: turns fit without dropping (and re-evaluating the whole prompt) again
@@ -135,3 +156,60 @@ def fit_history(
         f"but the context window is {n_ctx} tokens",
         "shorten it, or load the model with a larger context (`--ctx`, or n_ctx in settings)",
     )
+
+
+# ---------------------------------------------------------------- saying so
+
+
+def overflow_notice(dropped: int, n_ctx: int) -> str:
+    """One sentence for "the oldest messages are no longer sent to the model"."""
+    what = "message is" if dropped == 1 else "messages are"
+    size = f"{n_ctx:,}-token " if n_ctx else ""
+    return (
+        f"The conversation no longer fits the model's {size}context: "
+        f"the {'oldest' if dropped == 1 else f'{dropped:,} oldest'} {what} not seen by the model."
+    )
+
+
+def context_meter(used: int, n_ctx: int) -> str:
+    """`N / M tokens`: how much of the context the conversation fills."""
+    return f"{used:,} / {n_ctx:,} tokens"
+
+
+@dataclass(frozen=True)
+class ContextSuggestion:
+    """A larger context the model can be loaded with on this machine."""
+
+    n_ctx: int
+    verdict: FitVerdict
+
+    @property
+    def tight(self) -> bool:
+        return self.verdict.level == "tight"
+
+
+def suggest_larger_context(
+    path: Path, current: int, hw: HardwareInfo | None = None
+) -> ContextSuggestion | None:
+    """Twice the context (at most what the model was trained for), if it fits this machine.
+
+    None when the model cannot go larger, or when the fit verdict (weights + KV cache at
+    the larger context against free memory) says it would not fit. Reads the GGUF header
+    and, without `hw`, detects the hardware: call it off the GUI thread.
+    """
+    from hanlin.engine.models.fit import fit_for_file
+    from hanlin.engine.models.gguf_info import read_gguf_info
+
+    info = read_gguf_info(path)
+    trained = info.context_length or 0
+    target = min(trained, current * 2) if trained else current * 2
+    if target <= current:
+        return None
+    if hw is None:
+        from hanlin.engine.runtime.hardware import detect_hardware
+
+        hw = detect_hardware(refresh=True)
+    verdict = fit_for_file(info, path.stat().st_size, hw, target)
+    if verdict.level == "wont_fit":
+        return None
+    return ContextSuggestion(target, verdict)

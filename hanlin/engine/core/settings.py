@@ -22,6 +22,7 @@ File shape (every key optional):
     completion_model = "qwen2.5-coder-1.5b-base-q4km"
     theme = "system"                          # system | light | dark
     threads = 0                               # 0 = physical cores
+    kv_cache_mb = 2048                        # conversations' KV caches kept on disk; 0 = off
 
     [models."qwen3-4b-q4km"]                  # per-model overrides of catalog defaults
     temperature = 0.6
@@ -74,6 +75,9 @@ from hanlin.engine.core.validate import describe_type, is_of_type
 log = logging.getLogger(__name__)
 
 THEMES = ("system", "light", "dark")
+
+#: disk for saved conversation KV caches (engine/runtime/kv_state_store.py), in MiB
+DEFAULT_KV_CACHE_MB = 2048
 
 #: how long a writer waits for another one (each holds the lock for milliseconds)
 LOCK_WAIT_S = 10.0
@@ -193,6 +197,8 @@ class Settings:
     completion_model: str | None = None
     theme: str = "system"
     threads: int = 0
+    #: how much disk the saved KV caches of conversations may take (MiB); 0 = none are kept
+    kv_cache_mb: int = DEFAULT_KV_CACHE_MB
     models: dict[str, ModelSettings] = field(default_factory=dict)
     system_presets: dict[str, str] = field(default_factory=dict)
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -216,6 +222,8 @@ class Settings:
             out["completion_model"] = self.completion_model
         out["theme"] = self.theme
         out["threads"] = self.threads
+        if self.kv_cache_mb != DEFAULT_KV_CACHE_MB:
+            out["kv_cache_mb"] = self.kv_cache_mb
         models = {k: v.to_dict() for k, v in self.models.items() if v.to_dict()}
         if models:
             out["models"] = models
@@ -264,6 +272,12 @@ def _parse(data: Mapping[str, Any], path: Path, warnings: list[str] | None = Non
             if not is_of_type(value, int) or value < 0:
                 raise SettingsError(f"{path}: `threads` must be a whole number >= 0")
             s.threads = value
+        elif key == "kv_cache_mb":
+            if not is_of_type(value, int) or value < 0:
+                raise SettingsError(
+                    f"{path}: `kv_cache_mb` must be a whole number of MiB >= 0 (0 = off)"
+                )
+            s.kv_cache_mb = value
         elif key == "models":
             if not isinstance(value, dict):
                 raise SettingsError(f"{path}: [models] must be a table of per-model tables")

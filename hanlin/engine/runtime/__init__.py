@@ -14,5 +14,13 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "session": ["LlamaSession", "build_sampler"],
         "llama_log": ["route_llama_logs"],
         "hardware": ["HardwareInfo", "detect_hardware"],
+        "kv_state_store": ["KVStateStore"],
+        "speculative": ["PromptLookupDrafter", "Speculator", "speculator_for"],
+        "draft_model": [
+            "DraftModelError",
+            "draft_candidates",
+            "load_draft_model",
+            "suggest_draft_model",
+        ],
     },
 )

@@ -45,19 +45,31 @@ GPU_BUILDS: dict[str, GpuBuild] = {
     b.backend: b
     for b in (
         GpuBuild(
-            "cuda", "CUDA", "-DGGML_CUDA=on", ("linux", "win32"),
+            "cuda",
+            "CUDA",
+            "-DGGML_CUDA=on",
+            ("linux", "win32"),
             "the NVIDIA CUDA Toolkit 12 or newer (nvcc) and a C++ compiler",
         ),
         GpuBuild(
-            "rocm", "ROCm (HIP)", "-DGGML_HIP=on", ("linux",),
+            "rocm",
+            "ROCm (HIP)",
+            "-DGGML_HIP=on",
+            ("linux",),
             "ROCm 6 or newer (hipcc; for your GPU, AMDGPU_TARGETS=gfx...) and CMake",
         ),
         GpuBuild(
-            "vulkan", "Vulkan", "-DGGML_VULKAN=on", ("linux", "win32"),
+            "vulkan",
+            "Vulkan",
+            "-DGGML_VULKAN=on",
+            ("linux", "win32"),
             "the Vulkan SDK or headers and loader (Debian: libvulkan-dev glslc) and CMake",
         ),
         GpuBuild(
-            "metal", "Metal", "-DGGML_METAL=on", ("darwin",),
+            "metal",
+            "Metal",
+            "-DGGML_METAL=on",
+            ("darwin",),
             "the Xcode command line tools (xcode-select --install)",
         ),
     )

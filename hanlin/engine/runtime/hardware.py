@@ -327,7 +327,10 @@ def _probe_windows() -> list[GpuHardware]:
         return []
     out = _run_quietly(
         [
-            "powershell", "-NoProfile", "-NonInteractive", "-Command",
+            "powershell",
+            "-NoProfile",
+            "-NonInteractive",
+            "-Command",
             "Get-CimInstance Win32_VideoController | Select-Object -ExpandProperty Name",
         ],
         timeout=20,
@@ -337,9 +340,12 @@ def _probe_windows() -> list[GpuHardware]:
         name = line.strip()
         low = name.lower()
         vendor = (
-            "nvidia" if "nvidia" in low
-            else "amd" if "amd" in low or "radeon" in low
-            else "intel" if "intel" in low
+            "nvidia"
+            if "nvidia" in low
+            else "amd"
+            if "amd" in low or "radeon" in low
+            else "intel"
+            if "intel" in low
             else None
         )
         if vendor:

@@ -29,12 +29,15 @@ import ctypes
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 
 from hanlin.engine.core.cancel import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback
 from hanlin.engine.core.errors import Cancelled, GenerationError
+
+if TYPE_CHECKING:
+    from hanlin.engine.runtime.speculative import Speculator
 
 __all__ = [
     "EvalResult",
@@ -104,8 +107,12 @@ def build_sampler(
     repeat_penalty: float = 1.0,
     penalty_last_n: int = 64,
     seed: int | None = None,
+    grammar: str | None = None,
 ) -> Sampler:
-    """A sampler chain: penalties → top-k → top-p → min-p → temp → dist (greedy at temp 0)."""
+    """A sampler chain: penalties → top-k → top-p → min-p → temp → dist (greedy at temp 0).
+
+    `grammar` (GBNF text, start rule `root`) goes first: only tokens it allows are sampled
+    (the API server's JSON mode and forced tool calls)."""
     params = llama_cpp.llama_sampler_chain_default_params()
     params.no_perf = True
     chain = llama_cpp.llama_sampler_chain_init(params)
@@ -114,6 +121,16 @@ def build_sampler(
     def add(sampler: Any, label: str) -> None:
         llama_cpp.llama_sampler_chain_add(chain, sampler)
         parts.append(label)
+
+    if grammar:
+        constrained = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+        if not constrained:
+            llama_cpp.llama_sampler_free(chain)
+            raise GenerationError(
+                "llama.cpp could not parse the grammar for this request",
+                "check the JSON schema or tool parameters sent with it",
+            )
+        add(constrained, "grammar")
 
     if repeat_penalty and repeat_penalty != 1.0:
         n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
@@ -220,6 +237,10 @@ class LlamaSession:
         self._one = (llama_cpp.llama_token * 1)()
         self._piece_buf = ctypes.create_string_buffer(256)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+        #: llama_decode calls so far (a deterministic measure of decoding work: tests, bench)
+        self.decode_calls = 0
+        #: per-token "compute logits" flags for batches that need every position's logits
+        self._all_logits: Any = None
 
     # ------------------------------------------------------------ vocabulary
 
@@ -339,13 +360,22 @@ class LlamaSession:
             i += 1
         return i
 
-    def _decode(self, tokens: Sequence[int]) -> None:
+    def _decode(self, tokens: Sequence[int], *, all_logits: bool = False) -> None:
+        """One llama_decode of `tokens` after what the cache holds; logits for the last one,
+        or for every position with `all_logits` (verifying a speculative draft)."""
         if len(tokens) == 1:
             self._one[0] = tokens[0]
             arr = self._one
         else:
             arr = (llama_cpp.llama_token * len(tokens))(*tokens)
-        rc = llama_cpp.llama_decode(self.ctx, llama_cpp.llama_batch_get_one(arr, len(tokens)))
+        batch = llama_cpp.llama_batch_get_one(arr, len(tokens))
+        if all_logits:  # positions and sequence stay implicit (after sequence 0's last)
+            if self._all_logits is None or len(self._all_logits) < len(tokens):
+                size = max(64, len(tokens))
+                self._all_logits = (ctypes.c_int8 * size)(*([1] * size))
+            batch.logits = self._all_logits
+        self.decode_calls += 1
+        rc = llama_cpp.llama_decode(self.ctx, batch)
         if rc != 0:
             # The cache may hold part of the batch now; start clean next time.
             self.reset()
@@ -404,6 +434,11 @@ class LlamaSession:
         """Append one generated token to the KV cache (logits become ready for sampling)."""
         self._decode((token,))
 
+    def decode_all(self, tokens: Sequence[int]) -> None:
+        """Append `tokens` in one batch with logits for every one of them: output `i`
+        (`Sampler.sample(ctx, i)`) is the next-token distribution after `tokens[i]`."""
+        self._decode(tokens, all_logits=True)
+
     # ------------------------------------------------------------ generation
 
     def generate(
@@ -413,6 +448,7 @@ class LlamaSession:
         max_tokens: int,
         cancel: CancelToken | None = None,
         stop_tokens: Callable[[int], bool] | None = None,
+        speculator: Speculator | None = None,
     ) -> Iterator[int]:
         """Sample tokens after `evaluate()`; yields each before it is decoded.
 
@@ -423,7 +459,16 @@ class LlamaSession:
         `self.last_stop_reason` afterwards: "stop", "length" or "cancelled".
         A token yielded last is in the KV cache only if the caller asks for the
         next one, so breaking out early leaves the cache exactly as consumed.
+
+        With a `speculator` (engine/runtime/speculative.py) drafted tokens are verified
+        several per llama_decode; the tokens yielded, the stop reasons and the cache left
+        behind are the same as without one.
         """
+        if speculator is not None:
+            yield from speculator.generate(
+                self, sampler, max_tokens=max_tokens, cancel=cancel, stop_tokens=stop_tokens
+            )
+            return
         cancel = cancel or NEVER_CANCELLED
         self.last_stop_reason = "length"
         ctx, chain = self.ctx, sampler.handle

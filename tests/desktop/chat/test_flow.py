@@ -280,6 +280,7 @@ def test_reasoning_stream_shows_a_thinking_block_then_the_answer(qtbot, window, 
         max_tokens=None,
         cancel=None,
         on_event=None,
+        **_engine_options,  # kv_store, speculative, ...: nothing to do for a script
     ):
         assert all(m.thinking is None for m in messages)  # history never carries thinking
         for word in ["The", " user", " greets", " me."]:

@@ -4,7 +4,9 @@ Callers such as the desktop app pass the whole history every turn; once a conver
 outgrew the context, the engine remembers where its window starts so later turns stay
 prefix-stable. These tests run two conversations through the same loaded model (a
 256-token context) and check that one's window never cuts turns from the other, and that
-switching back continues the first one's window where it was.
+switching back continues the first one's window where it was; and that the reply says
+what it left out and how full the context is, in the words both front ends use, with a
+larger context offered only where the fit verdict allows.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from hanlin.engine.chat.stream import ChatMessage, stream_chat
+from hanlin.engine.chat.stream import ChatMessage, ChatSession, stream_chat
+from hanlin.engine.chat.window import context_meter, overflow_notice, suggest_larger_context
 from hanlin.engine.models.catalog import Sampling
+from hanlin.engine.runtime.hardware import HardwareInfo
 from hanlin.engine.runtime.loader import LoadedModel, LoadOptions, load_model
 
 pytestmark = pytest.mark.slow
@@ -80,3 +84,65 @@ def test_an_edited_conversation_is_fitted_anew(small: LoadedModel) -> None:
     edited = [SYSTEM, a[1], a[2], ChatMessage("user", "Short question?")]
     reply = stream_chat(small, edited, sampling=GREEDY, max_tokens=4)
     assert start > 0 and reply.stats.dropped_messages == 0
+
+
+# ---------------------------------------------------------------- saying so
+
+
+def test_the_reply_reports_what_was_left_out_and_how_full_the_context_is(
+    small: LoadedModel,
+) -> None:
+    """The stats both front ends show: messages dropped, the context and how much is used."""
+    a, start = _overflow(small)
+    reply = stream_chat(small, a[:-1], sampling=GREEDY, max_tokens=16)
+    st = reply.stats
+    assert st.dropped_messages >= start > 0
+    assert st.n_ctx == small.n_ctx == 256
+    assert st.context_used == st.prompt_tokens + st.generated_tokens <= st.n_ctx
+    # the multi-turn session (the terminal chat) counts what it no longer sends
+    session = ChatSession(small, system=SYSTEM.content, sampling=GREEDY, max_tokens=16)
+    while not session.window_start:
+        last = session.send("Another fact about the ocean, please, in a sentence.")
+        assert last.stats.n_ctx == 256 and last.stats.context_used <= 256
+        assert len(session.history) < 40, "the session never outgrew the context"
+    assert session.window_start % 2 == 0  # whole turns: the window starts with a user message
+
+
+def test_overflow_wording_is_one_sentence_for_both_front_ends() -> None:
+    assert overflow_notice(4, 256) == (
+        "The conversation no longer fits the model's 256-token context: "
+        "the 4 oldest messages are not seen by the model."
+    )
+    assert "the oldest message is not seen" in overflow_notice(1, 8192)
+    assert "8,192-token" in overflow_notice(1, 8192)
+    assert context_meter(1234, 8192) == "1,234 / 8,192 tokens"
+
+
+def _hardware(ram_gib: float) -> HardwareInfo:
+    gib = 1024**3
+    return HardwareInfo(
+        cpu_name="test CPU",
+        physical_cores=2,
+        logical_cores=2,
+        ram_total=int(ram_gib * gib),
+        ram_available=int(ram_gib * gib * 0.8),
+        backend="cpu",
+        gpu_offload_supported=False,
+        gpu_name=None,
+        vram_total=None,
+        vram_free=None,
+        build_info="",
+    )
+
+
+def test_a_larger_context_is_offered_only_where_the_fit_verdict_allows(smollm2_path: Path) -> None:
+    roomy = suggest_larger_context(smollm2_path, 256, _hardware(16))
+    assert roomy is not None and roomy.n_ctx == 512
+    assert roomy.verdict.level == "fits" and not roomy.tight
+    assert "KV cache at 512 tokens" in roomy.verdict.reason
+    # capped at what the model was trained for (SmolLM2: 8192), and nothing past it
+    capped = suggest_larger_context(smollm2_path, 6144, _hardware(16))
+    assert capped is not None and capped.n_ctx == 8192
+    assert suggest_larger_context(smollm2_path, 8192, _hardware(16)) is None
+    # a machine without the memory for it gets no offer
+    assert suggest_larger_context(smollm2_path, 256, _hardware(0.25)) is None

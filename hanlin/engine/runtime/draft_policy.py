@@ -1,0 +1,179 @@
+"""How long a speculative draft should be — or whether to draft at all — on this machine.
+
+Why a module of its own: drafting is only worth it while it pays, and what pays depends
+on two things that change under our feet. How often drafted tokens are accepted depends on
+the answer (a copied function: nearly always; the edit in its middle, or free prose: rarely)
+and on where the draft came from (a 4-token n-gram match is a better guess than a 1-token
+one). What verifying costs depends on the machine: on a GPU a batch of 17 tokens costs
+about what one token does, on a CPU each extra token in a batch costs about half a
+single-token step (SmolLM2-135M, 2 cores), and on a loaded machine more.
+
+`DraftPolicy` measures both as it goes — acceptance per draft source as a decaying
+average, the batch cost `alpha` from the main model's own decode calls, a draft model's
+own cost per drafted token — and picks the draft length with the best expected tokens per
+unit of decode time (`expected_gain`). When no length beats plain decoding by `_MARGIN`,
+the source drafts nothing, except for a short probe now and then (backing off while the
+probes fail), so drafting returns when the answer starts copying again. This is what keeps
+speculation "on by default" without ever making decoding slower for long.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_DRAFT_MAX", "DraftPolicy", "expected_gain"]
+
+#: longest draft verified in one batch (llama.cpp's default `--draft-max` is 16 too)
+DEFAULT_DRAFT_MAX = 16
+
+#: prior chance that a drafted token is accepted, per source, before anything was measured
+#: (prompt lookup in SmolLM2's answers to edit and free prompts, greedy: 1-token matches
+#: 0.15-0.3 accepted, 2-token 0.3, 3-token 0.75-0.83, 4-token 0.91-0.94; a little lower here)
+_PRIOR_P = {
+    "lookup:1": 0.25,
+    "lookup:2": 0.35,
+    "lookup:3": 0.7,
+    "lookup:4": 0.85,
+    "lookup:run": 0.9,  # the copy the last draft came from goes on
+    "model": 0.6,
+}
+#: how many drafted positions the prior is worth
+_PRIOR_WEIGHT = 4.0
+#: cost of one more token in a verification batch, in single-token decode steps, before
+#: measuring: a CPU is compute-bound on batches (SmolLM2, 2 cores: ~0.55), a GPU is not
+_PRIOR_ALPHA = {"cpu": 0.5}
+_PRIOR_ALPHA_GPU = 0.1
+#: a draft must promise at least this speed-up, or it is not made
+_MARGIN = 1.03
+#: while a source does not pay, it is tried again (a short draft) after this many chances,
+#: doubling up to _PROBE_MAX while the probes fail
+_PROBE_START = 8
+_PROBE_MAX = 256
+_PROBE_LENGTH = 2
+#: after this many verification batches in a row, one plain step (it measures what a single
+#: token costs, which `alpha` and a draft model's cost are relative to; a draft model that
+#: always has a guess would otherwise never leave a plain step to measure)
+_CALIBRATE_EVERY = 32
+_CALIBRATE_FIRST = 4
+
+
+@dataclass
+class _SourceState:
+    accepted: float
+    tried: float
+    #: drafting cost per drafted token, in single-token decode steps (a draft model's steps)
+    beta: float = 0.0
+    best_k: int = -1  # -1: recompute
+    gain: float = 0.0
+    skipped: int = 0
+    interval: int = _PROBE_START
+    probing: bool = False
+
+
+def expected_gain(p: float, k: int, cost: float) -> float:
+    """Tokens per decode-step-equivalent of a k-token draft whose tokens are each accepted
+    with probability p (in a row), when each drafted token costs `cost` steps more."""
+    accepted, run = 0.0, 1.0
+    for _ in range(k):
+        run *= p
+        accepted += run
+    return (1.0 + accepted) / (1.0 + cost * k)
+
+
+class DraftPolicy:
+    """How long the next draft should be, from measured acceptance and measured batch cost.
+
+    Per source, acceptance is the fraction of drafted positions accepted (a decaying
+    average, so it follows the answer: a copy goes well, the edit in the middle does not).
+    The cost of verifying is measured from the main model's own decode calls: `alpha`, how
+    much one more token in a batch costs relative to a single-token step. The chosen length
+    maximises `expected_gain`; when even the best length does not reach `_MARGIN`, the
+    source drafts nothing (except for an occasional short probe). Not thread-safe: one
+    generation at a time, as the model lock guarantees.
+    """
+
+    def __init__(
+        self, *, n_max: int = DEFAULT_DRAFT_MAX, backend: str = "cpu", decay: float = 0.9
+    ) -> None:
+        self.n_max = max(1, n_max)
+        self.decay = decay
+        self.alpha = _PRIOR_ALPHA.get(backend, _PRIOR_ALPHA_GPU)
+        self._t1: float | None = None  # seconds of a single-token decode (moving average)
+        self._batches_since_single = 0
+        self._sources: dict[str, _SourceState] = {}
+
+    def _state(self, source: str) -> _SourceState:
+        st = self._sources.get(source)
+        if st is None:
+            p = _PRIOR_P.get(source, 0.5)
+            st = _SourceState(accepted=p * _PRIOR_WEIGHT, tried=_PRIOR_WEIGHT)
+            self._sources[source] = st
+        return st
+
+    def acceptance(self, source: str) -> float:
+        st = self._state(source)
+        return st.accepted / st.tried if st.tried else 0.0
+
+    def _best(self, st: _SourceState) -> tuple[int, float]:
+        if st.best_k < 0:
+            p = min(st.accepted / st.tried if st.tried else 0.0, 0.999)
+            cost = self.alpha + st.beta
+            st.best_k, st.gain = max(
+                ((k, expected_gain(p, k, cost)) for k in range(1, self.n_max + 1)),
+                key=lambda kg: kg[1],
+            )
+        return st.best_k, st.gain
+
+    def length(self, source: str) -> int:
+        """How many tokens a draft from `source` should have now (0: do not draft)."""
+        since = self._batches_since_single
+        if since >= _CALIBRATE_EVERY or (self._t1 is None and since >= _CALIBRATE_FIRST):
+            return 0  # a plain step, timed
+        st = self._state(source)
+        k, gain = self._best(st)
+        if gain >= _MARGIN:
+            st.skipped = 0
+            return k
+        st.skipped += 1
+        if st.skipped >= st.interval:
+            st.skipped = 0
+            st.probing = True
+            return min(_PROBE_LENGTH, self.n_max)
+        return 0
+
+    def record(self, source: str, drafted: int, accepted: int) -> None:
+        """A draft of `drafted` tokens was verified and its first `accepted` agreed."""
+        st = self._state(source)
+        rejected = 1 if accepted < drafted else 0
+        st.accepted = st.accepted * self.decay + accepted
+        st.tried = st.tried * self.decay + accepted + rejected
+        st.best_k = -1
+        if st.probing:
+            st.probing = False
+            st.interval = _PROBE_START if accepted else min(st.interval * 2, _PROBE_MAX)
+
+    def decode_timed(self, n_tokens: int, seconds: float) -> None:
+        """A main-model decode of `n_tokens` took `seconds`: refine `alpha`."""
+        if seconds <= 0:
+            return
+        if n_tokens == 1:
+            self._t1 = seconds if self._t1 is None else 0.9 * self._t1 + 0.1 * seconds
+            self._batches_since_single = 0
+            return
+        self._batches_since_single += 1
+        if self._t1 is None:
+            return
+        sample = (seconds / self._t1 - 1.0) / (n_tokens - 1)
+        sample = min(max(sample, 0.0), 2.0)  # one preempted call must not swing it
+        self.alpha = 0.9 * self.alpha + 0.1 * sample
+        for st in self._sources.values():
+            st.best_k = -1
+
+    def draft_timed(self, source: str, n_tokens: int, seconds: float) -> None:
+        """Drafting `n_tokens` from `source` took `seconds` (a draft model's own steps)."""
+        if n_tokens <= 0 or self._t1 is None:
+            return
+        st = self._state(source)
+        sample = min(seconds / n_tokens / self._t1, 4.0)
+        st.beta = 0.8 * st.beta + 0.2 * sample if st.beta else sample
+        st.best_k = -1
