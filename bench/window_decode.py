@@ -4,7 +4,7 @@ The window must not cost decode speed: the GUI thread's rendering competes with
 llama.cpp's threads for the same cores (and with the worker for the GIL). This drives
 the REAL window (`hanlin.desktop.app.build_window`, offscreen) and the REAL terminal chat
 (`python -m hanlin.desktop.cli.main chat`), each a fresh process, on the same model,
-prompt, sampling (greedy, so both write the same tokens) and thread count, interleaved
+prompt, sampling (greedy by default, so both write the same tokens) and thread count, interleaved
 (the order alternates) so that other load on the machine hits both alike; figures are
 medians over the repetitions. The decode figure is the engine's own (tokens after the
 first / seconds after the first, as llama-bench's tg), reported the same way by both.
@@ -14,8 +14,10 @@ Rows:
 - the window with threads = T: decode tok/s, the ratio to the CLI in the same repetition,
   the longest gap of a 10 ms QTimer heartbeat on the GUI thread while it streamed, the
   GUI thread's CPU time per second of streaming, and the documents it laid out;
-- the window with threads = T - 1 (--spare-core): whether leaving llama.cpp one core
-  fewer, so the GUI thread has one of its own, is faster end to end (send -> last token).
+- the window and `hanlin chat` with threads = T - 1 (--spare-core): whether leaving
+  llama.cpp one core fewer, so the GUI thread has one of its own, is faster end to end
+  (send -> last token), and whether that is the window's doing or the machine's;
+- the window of another checkout (--baseline-tree DIR, e.g. the previous release).
 
 Targets (issue 13): window decode >= 0.95x `hanlin chat`; longest GUI stall < 50 ms.
 
@@ -41,8 +43,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+#: the checkout whose window a child process drives (--baseline-tree: another one's)
+TREE = Path(os.environ.get("HANLIN_BENCH_TREE") or REPO)
+if str(TREE) not in sys.path:
+    sys.path.insert(0, str(TREE))
 
 MODEL_ID = "bench-model"
 #: an answer with prose, a list and code blocks, so the window renders real Markdown
@@ -78,13 +82,13 @@ def _seed_home(home: Path, model: Path) -> None:
     ModelStore(catalog=load_catalog()).import_file(model, model_id=MODEL_ID)
 
 
-def _write_settings(tokens: int, threads: int) -> None:
+def _write_settings(tokens: int, threads: int, temperature: float) -> None:
     from hanlin.engine.core.settings import ModelSettings, update_settings
 
     update_settings(
         chat_model=MODEL_ID,
         threads=threads,
-        models={MODEL_ID: ModelSettings(max_tokens=tokens, temperature=0.0)},
+        models={MODEL_ID: ModelSettings(max_tokens=tokens, temperature=temperature)},
     )
 
 
@@ -112,12 +116,15 @@ def run_cli(env: dict[str, str]) -> dict[str, float]:
     return {"tokens": tokens, "tokens_per_s": tps, "ttft_s": ttft, "e2e_s": e2e, "wall_s": wall}
 
 
-def run_window(env: dict[str, str]) -> dict[str, float]:
-    """One window process (this file with --child window); what it measured, as JSON."""
+def run_window(env: dict[str, str], tree: Path = REPO) -> dict[str, float]:
+    """One window process (this file with --child window, from the checkout `tree`)."""
+    # another checkout's window (a baseline) runs its own code, driven by this file
+    child_env = dict(env, QT_QPA_PLATFORM="offscreen", HANLIN_BENCH_TREE=str(tree))
+    child_env["PYTHONPATH"] = str(tree)
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.window_decode", "--child", "window"],
-        cwd=REPO,
-        env=dict(env, QT_QPA_PLATFORM="offscreen"),
+        [sys.executable, str(Path(__file__).resolve()), "--child", "window"],
+        cwd=tree,
+        env=child_env,
         capture_output=True,
         text=True,
         timeout=1800,
@@ -175,7 +182,8 @@ def window_child() -> int:
     heartbeat = QTimer()
     heartbeat.setInterval(HEARTBEAT_MS)
     heartbeat.timeout.connect(tick)
-    layouts0, chars0 = RichTextView.layouts, RichTextView.layout_chars
+    # counters of this checkout's view (a baseline checkout's may not have them)
+    layouts0, chars0 = getattr(RichTextView, "layouts", 0), getattr(RichTextView, "layout_chars", 0)
 
     win.controller.new_conversation()
     started = time.perf_counter()
@@ -200,8 +208,8 @@ def window_child() -> int:
         "max_gap_ms": max(stream_gaps, default=0.0),
         "max_gap_all_ms": max((g for _, g in gaps), default=0.0),
         "gui_cpu_ms_per_s": 1000 * cpu / max(1e-9, done - started),
-        "layouts": RichTextView.layouts - layouts0,
-        "layout_chars": RichTextView.layout_chars - chars0,
+        "layouts": getattr(RichTextView, "layouts", 0) - layouts0,
+        "layout_chars": getattr(RichTextView, "layout_chars", 0) - chars0,
         "answer_chars": len(outcome[0].content),
         "streaming_s": stats["total_s"] - stats["ttft_s"],
     }
@@ -224,7 +232,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=192, help="answer length (default 192)")
     parser.add_argument("--threads", type=int, default=None, help="default: physical cores")
     parser.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="default 0 (greedy: both write the same answer); 1 for --model shaped, whose "
+        "random weights, greedy, repeat one token (often a special one that shows nothing)",
+    )
+    parser.add_argument(
         "--spare-core", action="store_true", help="also the window with threads = T - 1"
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        default=None,
+        help="also the window of another checkout (e.g. the previous release), interleaved",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers")
     parser.add_argument("--child", choices=["window"], help=argparse.SUPPRESS)
@@ -233,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         return window_child()
 
     model = _model_path(args.model)
+    temperature = args.temperature
+    if temperature is None:
+        temperature = 1.0 if args.model == "shaped" else 0.0
     with tempfile.TemporaryDirectory(prefix="hanlin-bench-") as tmp:
         _seed_home(Path(tmp), model)
         from hanlin.engine.runtime.hardware import detect_hardware
@@ -242,18 +266,25 @@ def main(argv: list[str] | None = None) -> int:
         env = dict(os.environ, HANLIN_HOME=tmp)
         configs: list[tuple[str, int]] = [("cli", threads), ("window", threads)]
         if args.spare_core and threads > 1:
-            configs.append(("window", threads - 1))
+            configs += [("window", threads - 1), ("cli", threads - 1)]
+        if args.baseline_tree:
+            configs.append(("baseline", threads))
         runs: dict[str, list[dict[str, float]]] = {f"{k}@{t}": [] for k, t in configs}
         load_start = os.getloadavg()[0]
         # warm-up: page the weights in, so the first measured process is not the only cold one
-        _write_settings(8, threads)
+        _write_settings(8, threads, temperature)
         run_cli(env)
         for rep in range(args.reps):
             order = configs if rep % 2 == 0 else configs[::-1]
             for kind, t in order:
                 print(f"rep {rep + 1}/{args.reps}: {kind} threads={t} ...", file=sys.stderr)
-                _write_settings(args.tokens, t)
-                result = run_cli(env) if kind == "cli" else run_window(env)
+                _write_settings(args.tokens, t, temperature)
+                if kind == "cli":
+                    result = run_cli(env)
+                elif kind == "baseline":
+                    result = run_window(env, args.baseline_tree.resolve())
+                else:
+                    result = run_window(env)
                 runs[f"{kind}@{t}"].append(result)
         load_end = os.getloadavg()[0]
 
@@ -263,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"Window decode vs `hanlin chat`: {model.name}, {threads} threads, {hw.cpu_name}, "
-        f"{args.tokens}-token greedy answers, medians of {args.reps} interleaved repetitions"
+        f"{args.tokens}-token answers at temperature {temperature:g}, "
+        f"medians of {args.reps} interleaved repetitions"
     )
     print(
         f"machine load average (1 min): {load_start:.1f} at start, {load_end:.1f} at end, "
@@ -279,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
             w["tokens_per_s"] / c["tokens_per_s"] for w, c in zip(spare, cli, strict=True)
         ]
         rows.append((f"window (threads {threads - 1})", spare, spare_ratios))
+        rows.append((f"hanlin chat (threads {threads - 1})", runs[f"cli@{threads - 1}"], None))
+    if args.baseline_tree:
+        base = runs[f"baseline@{threads}"]
+        base_ratios = [
+            w["tokens_per_s"] / c["tokens_per_s"] for w, c in zip(base, cli, strict=True)
+        ]
+        rows.append((f"baseline window ({threads})", base, base_ratios))
     for name, xs, rs in rows:
         tps = _median([x["tokens_per_s"] for x in xs])
         e2e = _median([x["e2e_s"] for x in xs])

@@ -170,10 +170,14 @@ def load_for(
 
     options = LoadOptions(n_ctx=request.n_ctx, n_gpu_layers=request.n_gpu_layers)
     current = host.current
-    if current is not None and not current.closed and (
-        current.path != Path(request.model_path).expanduser() or current.options != options
+    if (
+        current is not None
+        and not current.closed
+        and current.path != Path(request.model_path).expanduser()
     ):
-        save_kv_state(host)  # the model about to be replaced keeps its conversation's cache
+        # another model replaces this one: its conversation's cache goes to disk first (not
+        # when only its settings change: a state is keyed by them and would not be used)
+        save_kv_state(host)
     return host.get().get(
         request.model_path,
         model_id=request.model_id,

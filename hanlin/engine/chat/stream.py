@@ -15,7 +15,9 @@ rendered in a sandbox with a time limit and tokenized so that message text never
 becomes a control token (template.py); the reasoning split (thinking.py); the
 overflow window, remembered per conversation (window.py); and which sampling a
 reply uses (sampling.py: the user's setting > the catalog entry > the family's
-recommendation > defaults).
+recommendation > defaults). Decoding drafts tokens where that pays (prompt lookup, and a
+draft model when the user chose one: engine/runtime/speculative.py), which changes how fast
+a reply comes, never what it says; the stats say how many drafted tokens were accepted.
 """
 
 from __future__ import annotations

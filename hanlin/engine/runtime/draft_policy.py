@@ -19,6 +19,8 @@ speculation "on by default" without ever making decoding slower for long.
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
 from dataclasses import dataclass
 
 __all__ = ["DEFAULT_DRAFT_MAX", "DraftPolicy", "expected_gain"]
@@ -32,8 +34,8 @@ DEFAULT_DRAFT_MAX = 16
 _PRIOR_P = {
     "lookup:1": 0.25,
     "lookup:2": 0.35,
-    "lookup:3": 0.7,
-    "lookup:4": 0.85,
+    "lookup:3": 0.6,
+    "lookup:4": 0.8,
     "lookup:run": 0.9,  # the copy the last draft came from goes on
     "model": 0.6,
 }
@@ -49,12 +51,15 @@ _MARGIN = 1.03
 #: doubling up to _PROBE_MAX while the probes fail
 _PROBE_START = 8
 _PROBE_MAX = 256
-_PROBE_LENGTH = 2
+_PROBE_LENGTH = 1
 #: after this many verification batches in a row, one plain step (it measures what a single
 #: token costs, which `alpha` and a draft model's cost are relative to; a draft model that
 #: always has a guess would otherwise never leave a plain step to measure)
 _CALIBRATE_EVERY = 32
 _CALIBRATE_FIRST = 4
+#: timings kept: `alpha` and the single-step time are medians of the latest ones (a call
+#: that another process preempted must not swing them, as it would a moving average)
+_TIMINGS_KEPT = 31
 
 
 @dataclass
@@ -93,12 +98,22 @@ class DraftPolicy:
     """
 
     def __init__(
-        self, *, n_max: int = DEFAULT_DRAFT_MAX, backend: str = "cpu", decay: float = 0.9
+        self,
+        *,
+        n_max: int = DEFAULT_DRAFT_MAX,
+        backend: str = "cpu",
+        decay: float = 0.9,
+        alpha: float | None = None,
     ) -> None:
+        """`alpha` fixes the batch cost instead of measuring it (tests: decisions that do
+        not depend on how busy the machine is)."""
         self.n_max = max(1, n_max)
         self.decay = decay
-        self.alpha = _PRIOR_ALPHA.get(backend, _PRIOR_ALPHA_GPU)
-        self._t1: float | None = None  # seconds of a single-token decode (moving average)
+        self.measure = alpha is None
+        self.alpha = _PRIOR_ALPHA.get(backend, _PRIOR_ALPHA_GPU) if alpha is None else alpha
+        self._t1: float | None = None  # seconds of a single-token decode (median of recent)
+        self._singles: deque[float] = deque(maxlen=_TIMINGS_KEPT)
+        self._alphas: deque[float] = deque(maxlen=_TIMINGS_KEPT)
         self._batches_since_single = 0
         self._sources: dict[str, _SourceState] = {}
 
@@ -127,7 +142,9 @@ class DraftPolicy:
     def length(self, source: str) -> int:
         """How many tokens a draft from `source` should have now (0: do not draft)."""
         since = self._batches_since_single
-        if since >= _CALIBRATE_EVERY or (self._t1 is None and since >= _CALIBRATE_FIRST):
+        if self.measure and (
+            since >= _CALIBRATE_EVERY or (self._t1 is None and since >= _CALIBRATE_FIRST)
+        ):
             return 0  # a plain step, timed
         st = self._state(source)
         k, gain = self._best(st)
@@ -154,24 +171,27 @@ class DraftPolicy:
 
     def decode_timed(self, n_tokens: int, seconds: float) -> None:
         """A main-model decode of `n_tokens` took `seconds`: refine `alpha`."""
-        if seconds <= 0:
+        if seconds <= 0 or not self.measure:
             return
         if n_tokens == 1:
-            self._t1 = seconds if self._t1 is None else 0.9 * self._t1 + 0.1 * seconds
+            self._singles.append(seconds)
+            self._t1 = statistics.median(self._singles)
             self._batches_since_single = 0
             return
         self._batches_since_single += 1
         if self._t1 is None:
             return
-        sample = (seconds / self._t1 - 1.0) / (n_tokens - 1)
-        sample = min(max(sample, 0.0), 2.0)  # one preempted call must not swing it
-        self.alpha = 0.9 * self.alpha + 0.1 * sample
-        for st in self._sources.values():
-            st.best_k = -1
+        self._alphas.append(min(max((seconds / self._t1 - 1.0) / (n_tokens - 1), 0.0), 2.0))
+        if len(self._alphas) >= 3:
+            alpha = statistics.median(self._alphas)
+            if abs(alpha - self.alpha) > 0.01:
+                self.alpha = alpha
+                for st in self._sources.values():
+                    st.best_k = -1
 
     def draft_timed(self, source: str, n_tokens: int, seconds: float) -> None:
         """Drafting `n_tokens` from `source` took `seconds` (a draft model's own steps)."""
-        if n_tokens <= 0 or self._t1 is None:
+        if n_tokens <= 0 or self._t1 is None or not self.measure:
             return
         st = self._state(source)
         sample = min(seconds / n_tokens / self._t1, 4.0)

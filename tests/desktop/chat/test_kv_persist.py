@@ -11,7 +11,9 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,3 +137,34 @@ def test_turning_the_cache_off_saves_nothing_and_frees_the_disk(
     finally:
         win.shutdown(30_000)
     assert store.entries() == []
+
+
+def test_the_loaded_models_cache_is_saved_before_another_model_replaces_it(
+    smollm2_path: Path, tmp_path: Path
+) -> None:
+    from hanlin.desktop.chat.generation import GenerationRequest, LazyModelHost, load_for
+    from hanlin.engine.core.cancel import CancelToken
+
+    other = tmp_path / "other-model.gguf"
+    shutil.copyfile(smollm2_path, other)
+
+    def request(path: Path, n_ctx: int = 1024) -> GenerationRequest:
+        return GenerationRequest(
+            conversation_id=1, model_id=path.stem, model_path=path, family=None, turns=[],
+            thinking=True, sampling=None, max_tokens=8, n_ctx=n_ctx, n_gpu_layers=0,
+        )
+
+    host, store = LazyModelHost(), KVStateStore()
+    try:
+        first = load_for(request(smollm2_path), host, CancelToken())
+        first.session.evaluate(first.session.tokenize(SYSTEM * 2, add_special=True))
+        held = list(first.session.tokens)
+        # the same model with other settings: nothing saved (the key would not match)
+        again = load_for(request(smollm2_path, n_ctx=2048), host, CancelToken())
+        assert again is not first and store.entries() == []
+        again.session.evaluate(held)
+        load_for(request(other), host, CancelToken())
+        (entry,) = store.entries()
+        assert list(entry.tokens) == held
+    finally:
+        host.close()
