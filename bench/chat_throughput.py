@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.llama_tools import ensure_tool, llama_cpp_version
-from bench.speculative_edits import EditResults, print_rows, run_edit_round
+from bench.speculative_edits import EditResults, measured_alpha, print_rows, run_edit_round
 from bench.speculative_edits import warm_up as warm_up_edits
 
 N_GEN = 128
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     spec_ok = None
     if edits.rounds:
-        spec_ok = print_rows(edits, btg)
+        spec_ok = print_rows(edits, btg, measured_alpha(model))
         print()
     decode_ok = _median(pair_ratios) >= 0.95
     ttft_ok = bool(turn_med[0]) and turn_med[-1] / turn_med[0] <= 1.2

@@ -150,7 +150,15 @@ def warm_up(model: Any) -> None:
     _reply(model, EDIT_PROMPTS[0], speculative=True)
 
 
-def print_rows(res: EditResults, bench_tg: float) -> bool:
+def measured_alpha(model: Any) -> float | None:
+    """What the policy measured one more token in a verification batch to cost."""
+    from hanlin.engine.runtime.speculative import speculator_for
+
+    speculator = speculator_for(model)
+    return speculator.policy.alpha if speculator is not None else None
+
+
+def print_rows(res: EditResults, bench_tg: float, alpha: float | None = None) -> bool:
     """The table rows; returns whether the 1.5x target was met."""
     ptg, stg = res.median("plain_tps"), res.median("spec_tps")
     speedup = statistics.median(res.speedups) if res.speedups else 0.0
@@ -177,6 +185,8 @@ def print_rows(res: EditResults, bench_tg: float) -> bool:
         f"{'output identical to plain decoding':<44}{'':>12}"
         f"{'yes' if all(r.identical for r in res.rounds) else 'NO':>12}"
     )
+    if alpha is not None:
+        print(f"{'batch cost per extra token (alpha, measured)':<44}{'':>12}{alpha:>12.2f}")
     return speedup >= 1.5
 
 
@@ -203,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.rounds):
         print(f"edit round {i + 1}/{args.rounds} ...", file=sys.stderr)
         res.rounds.append(run_edit_round(model))
-    print_rows(res, 0.0)
+    print_rows(res, 0.0, measured_alpha(model))
     model.close()
     return 0
 

@@ -235,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         "--temperature",
         type=float,
         default=None,
-        help="default 0 (greedy: both write the same answer); 1 for --model shaped, whose "
-        "random weights, greedy, repeat one token (often a special one that shows nothing)",
+        help="default 0 (greedy: both write the same answer); 20 for --model shaped, whose "
+        "random weights otherwise write one token (a newline) over and over: nothing to show",
     )
     parser.add_argument(
         "--spare-core", action="store_true", help="also the window with threads = T - 1"
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     model = _model_path(args.model)
     temperature = args.temperature
     if temperature is None:
-        temperature = 1.0 if args.model == "shaped" else 0.0
+        temperature = 20.0 if args.model == "shaped" else 0.0
     with tempfile.TemporaryDirectory(prefix="hanlin-bench-") as tmp:
         _seed_home(Path(tmp), model)
         from hanlin.engine.runtime.hardware import detect_hardware

@@ -42,7 +42,7 @@ _PRIOR_P = {
 #: how many drafted positions the prior is worth
 _PRIOR_WEIGHT = 4.0
 #: cost of one more token in a verification batch, in single-token decode steps, before
-#: measuring: a CPU is compute-bound on batches (SmolLM2, 2 cores: ~0.55), a GPU is not
+#: measuring: a CPU is compute-bound on batches (SmolLM2, 2 EPYC cores: 0.43-0.60), a GPU is not
 _PRIOR_ALPHA = {"cpu": 0.5}
 _PRIOR_ALPHA_GPU = 0.1
 #: a draft must promise at least this speed-up, or it is not made
