@@ -85,10 +85,12 @@ def _seed_home(home: Path, model: Path) -> None:
 def _write_settings(tokens: int, threads: int, temperature: float) -> None:
     from hanlin.engine.core.settings import ModelSettings, update_settings
 
+    # above 0, sample from the whole vocabulary (a random-weight model's top-p is one token)
+    wide = {"top_k": 0, "top_p": 1.0, "min_p": 0.0} if temperature else {}
     update_settings(
         chat_model=MODEL_ID,
         threads=threads,
-        models={MODEL_ID: ModelSettings(max_tokens=tokens, temperature=temperature)},
+        models={MODEL_ID: ModelSettings(max_tokens=tokens, temperature=temperature, **wide)},
     )
 
 
