@@ -42,7 +42,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hanlin.engine.core.errors import GenerationError
-from hanlin.server.common import Held, ServerState, guarded, hold, number, read_json, validate
+from hanlin.server.common import (
+    Held,
+    ServerState,
+    finish_generation,
+    generation_failure,
+    hold,
+    number,
+    read_json,
+    start_generation,
+    validate,
+)
 from hanlin.server.errors import ApiError, anthropic_body
 from hanlin.server.generation import (
     CallEvent,
@@ -167,14 +177,6 @@ def _usage(o: Outcome) -> Usage:
     )
 
 
-def _failure(o: Outcome, state: ServerState) -> ApiError | None:
-    if o.finish == "error":
-        return ApiError(500, f"Generation failed: {o.error}")
-    if o.finish == "cancelled" and state.scheduler.closing:
-        return ApiError(503, "The server is shutting down", code="shutting_down")
-    return None
-
-
 def _stop_reason(o: Outcome) -> str:
     if o.stop_sequence is not None and not o.tool_calls:
         return "stop_sequence"
@@ -188,24 +190,13 @@ async def messages(request: Request) -> Response:
     params = validate(_MESSAGES, body)
     opts = _options(params, body)
     held = await hold(state, request, params.get("model"))
-    try:
-        tokens, gen_params = await guarded(held, lambda: prepare_chat(held.served, opts))
-        gen = Generation(held.served, tokens, gen_params, held.cancel)
-        gen.start()
-    except BaseException:
-        await held.close()
-        raise
+    gen, (tokens, _params) = await start_generation(
+        held, lambda: prepare_chat(held.served, opts)
+    )
     ident = f"msg_{uuid.uuid4().hex[:24]}"
     if body.get("stream"):
         return ManagedStream(_stream(state, held, gen, ident, len(tokens)), held.close)
-    try:
-        o = await gen.outcome()
-    finally:
-        held.cancel.cancel("done")
-        await held.close()
-    failure = _failure(o, state)
-    if failure is not None:
-        raise failure
+    o = await finish_generation(held, gen, state)
     content: list[Any] = []
     if o.thinking:
         content.append(ThinkingBlock(type="thinking", thinking=o.thinking, signature=""))
@@ -305,7 +296,7 @@ async def _stream(
                 )
                 yield close()
             elif isinstance(item, Outcome):
-                failure = _failure(item, state)
+                failure = generation_failure(item, state)
                 if failure is not None:
                     yield sse_event("error", anthropic_body(failure))
                     return

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from hanlin.engine.core.cancel import CancelToken
 from hanlin.engine.core.errors import GenerationError, HanlinError, ModelLoadError
 from hanlin.server.errors import ApiError
+from hanlin.server.generation import Generation, Outcome
 from hanlin.server.limits import BodyTooLarge
 from hanlin.server.models import ModelNotFound, ModelPool, ServedModel
 from hanlin.server.scheduler import ClientGone, QueueFull, Scheduler, ShuttingDown
@@ -169,3 +170,41 @@ async def guarded(held: Held, work: Callable[[], Awaitable[Any]]) -> Any:
         raise ApiError(400, str(exc)) from None
     except HanlinError as exc:
         raise ApiError(500, str(exc)) from None
+
+
+async def start_generation(
+    held: Held, prepare: Callable[[], Awaitable[Any]]
+) -> tuple[Generation, Any]:
+    """Prepare the prompt (`guarded`) and start generating it; returns the generation and
+    what `prepare` returned (tokens, parameters, ...). The held slot is released if either
+    step fails, so a bad request never keeps a slot."""
+    try:
+        prepared = await guarded(held, prepare)
+        generation = Generation(held.served, prepared[0], prepared[1], held.cancel)
+        generation.start()
+    except BaseException:
+        await held.close()
+        raise
+    return generation, prepared
+
+
+def generation_failure(outcome: Outcome, state: ServerState) -> ApiError | None:
+    """The error a finished generation must be reported as, if any (either dialect)."""
+    if outcome.finish == "error":
+        return ApiError(500, f"Generation failed: {outcome.error}")
+    if outcome.finish == "cancelled" and state.scheduler.closing:
+        return ApiError(503, "The server is shutting down", code="shutting_down")
+    return None
+
+
+async def finish_generation(held: Held, generation: Generation, state: ServerState) -> Outcome:
+    """Wait for a non-streamed answer, release the slot, and raise its failure if any."""
+    try:
+        outcome = await generation.outcome()
+    finally:
+        held.cancel.cancel("done")
+        await held.close()
+    failure = generation_failure(outcome, state)
+    if failure is not None:
+        raise failure
+    return outcome

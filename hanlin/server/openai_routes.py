@@ -33,7 +33,17 @@ from pydantic import TypeAdapter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hanlin.server.common import Held, ServerState, guarded, hold, number, read_json, validate
+from hanlin.server.common import (
+    Held,
+    ServerState,
+    finish_generation,
+    generation_failure,
+    hold,
+    number,
+    read_json,
+    start_generation,
+    validate,
+)
 from hanlin.server.errors import ApiError, openai_body
 from hanlin.server.generation import (
     CallEvent,
@@ -225,14 +235,6 @@ def _usage(o: Outcome) -> CompletionUsage:
     )
 
 
-def _failed(o: Outcome, state: ServerState) -> ApiError | None:
-    if o.finish == "error":
-        return ApiError(500, f"Generation failed: {o.error}")
-    if o.finish == "cancelled" and state.scheduler.closing:
-        return ApiError(503, "The server is shutting down", code="shutting_down")
-    return None
-
-
 def _tool_call_models(o: Outcome) -> list[ChatCompletionMessageFunctionToolCall]:
     return [
         ChatCompletionMessageFunctionToolCall(
@@ -249,27 +251,14 @@ async def chat_completions(request: Request) -> Response:
     params = validate(_CHAT, body)
     opts = _chat_options(params, body)
     held = await hold(state, request, params.get("model"))
-    try:
-        tokens, gen_params = await guarded(held, lambda: prepare_chat(held.served, opts))
-        gen = Generation(held.served, tokens, gen_params, held.cancel)
-        gen.start()
-    except BaseException:
-        await held.close()
-        raise
+    gen, _prepared = await start_generation(held, lambda: prepare_chat(held.served, opts))
     ident = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.get("stream"):
         include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
         stream = _chat_stream(state, held, gen, ident, created, include_usage)
         return ManagedStream(stream, held.close)
-    try:
-        o = await gen.outcome()
-    finally:
-        held.cancel.cancel("done")
-        await held.close()
-    failure = _failed(o, state)
-    if failure is not None:
-        raise failure
+    o = await finish_generation(held, gen, state)
     message = ChatCompletionMessage(role="assistant", content=o.content or None)
     if o.tool_calls:
         message.tool_calls = _tool_call_models(o)
@@ -336,7 +325,7 @@ async def _chat_stream(
                 calls += 1
                 yield _chunk(ident, created, model, {"tool_calls": [call]}, None)
             elif isinstance(item, Outcome):
-                failure = _failed(item, state)
+                failure = generation_failure(item, state)
                 if failure is not None:
                     yield sse_data(openai_body(failure))
                     return
@@ -393,15 +382,9 @@ async def completions(request: Request) -> Response:
         grammar=_response_grammar(body.get("response_format")),
     )
     held = await hold(state, request, params.get("model"))
-    try:
-        tokens, gen_params, template = await guarded(
-            held, lambda: prepare_completion(held.served, opts)
-        )
-        gen = Generation(held.served, tokens, gen_params, held.cancel)
-        gen.start()
-    except BaseException:
-        await held.close()
-        raise
+    gen, (_tokens, _params, template) = await start_generation(
+        held, lambda: prepare_completion(held.served, opts)
+    )
     ident = f"cmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     headers = {"X-Hanlin-Fim-Template": template} if template else {}
@@ -411,14 +394,7 @@ async def completions(request: Request) -> Response:
         response = ManagedStream(stream, held.close)
         response.headers.update(headers)
         return response
-    try:
-        o = await gen.outcome()
-    finally:
-        held.cancel.cancel("done")
-        await held.close()
-    failure = _failed(o, state)
-    if failure is not None:
-        raise failure
+    o = await finish_generation(held, gen, state)
     reply = Completion(
         id=ident,
         object="text_completion",
@@ -478,7 +454,7 @@ async def _completion_stream(
             if isinstance(item, Delta):
                 yield chunk(item.text, None)
             elif isinstance(item, Outcome):
-                failure = _failed(item, state)
+                failure = generation_failure(item, state)
                 if failure is not None:
                     yield sse_data(openai_body(failure))
                     return
