@@ -13,7 +13,13 @@ its seven DeepSeek-renamed specials (151643-151649) get their Qwen2.5 names back
 (`<|endoftext|>`, `<|im_start|>`, `<|im_end|>`, ...) and the list is cut to the 151,936
 rows of Qwen2.5-Coder's config. With the Qwen2.5 chat template and `<|im_end|>` as end of
 turn, prompts tokenize as on the real model and llama.cpp enables FIM (`/infill`).
-What it writes is noise, which a speed measurement does not mind.
+What it writes is noise, which a speed measurement does not mind — but it must be
+noise that depends on the context: with a large embedding and small layers, the residual
+stream is the last token's own embedding, and the tied output matrix echoes that token
+(after `<|fim_middle|>`: `<|fim_middle|>`, a control token, so every completion would be
+empty, and after a newline: a newline). Small embeddings (0.02) and layer weights of
+about unit gain (0.06 ≈ 1/sqrt(896)) make each layer's output dominate, so it writes
+varied ordinary tokens, as a real model does; speed is the same either way.
 
     python -m bench.shaped_model [--size 1.5b]    # write (or find) it, print its path
     shaped_qwen_0_5b() / shaped_qwen_1_5b() -> Path   # cached in .bench-cache/ (git-ignored)
@@ -31,6 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.llama_tools import CACHE_DIR
+
+#: weight scales (see the docstring: the model must not echo its last token)
+EMBEDDING_SCALE = 0.02
+LAYER_SCALE = 0.06
 
 __all__ = ["QWEN_0_5B", "QWEN_1_5B", "shaped_qwen_0_5b", "shaped_qwen_1_5b", "write_shaped_model"]
 
@@ -179,7 +189,7 @@ def write_shaped_model(
     writer.add_add_bos_token(False)
     writer.add_chat_template(CHAT_TEMPLATE)
 
-    def weight(name: str, rows: int, cols: int, scale: float = 0.02) -> None:
+    def weight(name: str, rows: int, cols: int, scale: float = LAYER_SCALE) -> None:
         data = (rng.standard_normal((rows, cols), dtype=np.float32) * scale).astype(np.float32)
         writer.add_tensor(name, gguf.quants.quantize(data, q8), raw_dtype=q8)
 
@@ -192,7 +202,7 @@ def write_shaped_model(
 
     kv = n_head_kv * head_dim
     # tied embeddings, as Qwen2.5-Coder-0.5B and -1.5B: the output matrix is token_embd
-    weight("token_embd.weight", n_vocab, n_embd, scale=0.5)
+    weight("token_embd.weight", n_vocab, n_embd, scale=EMBEDDING_SCALE)
     for i in range(n_layer):
         p = f"blk.{i}"
         vector(f"{p}.attn_norm.weight", n_embd, 1.0)
@@ -218,8 +228,9 @@ def write_shaped_model(
 
 
 def _shaped(size: str, shape: dict[str, float]) -> Path:
-    # "-fim": the earlier file had the vocab-only GGUF's tokens, without FIM tokens
-    path = CACHE_DIR / f"shaped-qwen2.5-coder-{size}-instruct-q8_0-fim.gguf"
+    # "-fim": the first file had the vocab-only GGUF's tokens, without FIM tokens;
+    # "-v3": the second echoed its last token (see EMBEDDING_SCALE)
+    path = CACHE_DIR / f"shaped-qwen2.5-coder-{size}-instruct-q8_0-fim-v3.gguf"
     if not path.is_file():
         print(
             f"writing {path.name} (random weights, real shape and tokenizer) ...", file=sys.stderr
