@@ -23,15 +23,22 @@ types: `warm(request)` evaluates a prompt (the handlers call it when a file is o
 or focused and after a cursor jump), and after every non-empty answer the service
 prefetches the completion seen once it is accepted — or, when the budget made the
 answer come from the small window, evaluates the full prompt. Every real request
-interrupts idle work first, so it never waits more than one short prompt chunk.
+interrupts idle work first, so it never waits more than one short prompt chunk — except
+the request a running prefetch computes (the one after accepting the shown completion:
+same cache key), which waits for that prefetch, at most `JOIN_SHARE` of its time budget,
+instead of cancelling work that is most of the way to its answer. A prefetch after a
+small-window answer comes from that window (engine.py) and is followed by the warm-up of
+the full prompt the user goes on typing in. A request the response cache answers needs
+no model and interrupts nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +60,10 @@ __all__ = ["CompletionService", "LoadSpec", "ServiceState"]
 log = logging.getLogger(__name__)
 
 ServiceState = str  # "idle" | "loading" | "ready" | "failed"
+
+#: share of a request's time budget it may wait for a running prefetch of exactly it; the
+#: rest is left for computing the answer itself when the prefetch has not finished by then
+JOIN_SHARE = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,24 +289,71 @@ class CompletionService:
         loaded = self._loaded
         if loaded is None or cancel.cancelled:
             return None
-        self.idle.interrupt()
-        try:
-            result = loaded.engine.complete(request, cancel=cancel)
-        except Cancelled:
-            return None
+        engine = loaded.engine
+        cached = getattr(engine, "cached", None)
+        result = cached(request) if cached is not None else None
+        if result is None:
+            waited_ms = self._interrupt_idle(engine, request, cancel)
+            if cancel.cancelled:
+                return None
+            run = request
+            if waited_ms > 0:
+                # what the wait took comes out of the request's budget
+                left = max(request.time_budget_ms - waited_ms, request.time_budget_ms * 0.25)
+                run = replace(request, time_budget_ms=int(left))
+            try:
+                result = engine.complete(run, cancel=cancel)
+            except Cancelled:
+                return None
+            result.waited_ms = waited_ms
         if result.budget_note:
             log.info("completion budget: %s", result.budget_note)
         if self.idle_work:
-            engine = loaded.engine
-            if result.text and hasattr(engine, "prefetch"):
-                # what the user sees after accepting it (this also evaluates the full prompt)
-                text = result.text
-                self.idle.submit(
-                    "prefetch", lambda token: engine.prefetch(request, text, cancel=token)
-                )
-            elif result.small_window and hasattr(engine, "warm"):
-                self.idle.submit("warm", lambda token: engine.warm(request, cancel=token))
+            self._after_answer(engine, request, result)
         return result
+
+    def _interrupt_idle(
+        self, engine: object, request: CompletionRequest, cancel: CancelToken
+    ) -> float:
+        """Stop idle work for a real request; the milliseconds it waited for a running
+        prefetch of exactly this request (0.0 when none ran)."""
+        key_of = getattr(engine, "request_key", None)
+        key = key_of(request) if key_of is not None else None
+        if key is None or self.idle.running_key != key:
+            self.idle.interrupt()
+            return 0.0
+        started = time.perf_counter()
+        self.idle.interrupt(
+            unless=key, wait_s=request.time_budget_ms * JOIN_SHARE / 1000, cancel=cancel
+        )
+        return (time.perf_counter() - started) * 1000
+
+    def _after_answer(
+        self, engine: object, request: CompletionRequest, result: CompletionResult
+    ) -> None:
+        """Idle work after an answer: prefetch what accepting it shows, then warm the full
+        prompt after it; or, for an empty small-window answer, warm the prompt."""
+        prefetch = getattr(engine, "prefetch", None)
+        warm = getattr(engine, "warm", None)
+        if result.text and prefetch is not None:
+            text = result.text
+            after_accept = getattr(engine, "after_accept", None)
+            key_of = getattr(engine, "request_key", None)
+            after = after_accept(request, text) if after_accept is not None else None
+            then: list[tuple[str, Callable[[CancelToken], object]]] = []
+            if after is not None and warm is not None:
+                # then the full prompt after it (a prefetch from the window leaves it cold;
+                # after a full-prompt prefetch this costs a token)
+                then.append(("warm-after", lambda token: warm(after, cancel=token)))
+            # a prefetch for the same request already running goes on (submit says False)
+            self.idle.submit(
+                "prefetch",
+                lambda token: prefetch(request, text, cancel=token),
+                key=key_of(after) if key_of is not None and after is not None else None,
+                then=then,
+            )
+        elif result.small_window and warm is not None:
+            self.idle.submit("warm", lambda token: warm(request, cancel=token))
 
     def warm(self, request: CompletionRequest) -> bool:
         """Evaluate `request`'s prompt in idle time (a file opened or focused, a cursor jump).

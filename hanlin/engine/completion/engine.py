@@ -28,6 +28,14 @@ What makes it fast (after llama.vscode and Continue):
   `prefetch(request, shown)` computes the completion the user sees after accepting
   `shown` into the response cache (llama.vscode's request after a shown hint); both
   stop at the next chunk when their cancel token fires.
+- **Prefetch from what is cached.** After a small-window answer the KV cache keeps the
+  window (the full prompt's cells stay parked, `KvPark`, until a call needs them), so the
+  prefetch builds the same window with `shown` appended and costs `shown`'s tokens plus
+  decoding, not the thousands of tokens of a cold full prompt; it uses whichever of the
+  two prompts has less left to evaluate. Its generation keeps the request's own budget,
+  and its answer is cached even when that budget cut it (a real request would have shown
+  the same). `request_key` names the request a prefetch answers, so the service can let
+  a real request for exactly it wait for the prefetch instead of cancelling it.
 - **Drafts from context.** Generation verifies tokens drafted by prompt lookup
   (engine/runtime/speculative.py) — n-grams of the prompt, which holds the document,
   the suffix and the ring's chunks — several per llama_decode; the output is the same.
@@ -158,6 +166,8 @@ class CompletionResult:
     accepted_tokens: int = 0
     #: the answer is a prefetched completion (computed before the user accepted the last one)
     prefetched: bool = False
+    #: milliseconds the request waited for a prefetch of exactly it to finish (the service)
+    waited_ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,6 +186,7 @@ class CompletionResult:
             "draftedTokens": self.drafted_tokens,
             "acceptedTokens": self.accepted_tokens,
             "prefetched": self.prefetched,
+            "waitedMs": round(self.waited_ms, 3),
         }
 
 
@@ -206,6 +217,32 @@ class EngineTotals:
     draft_acceptance_rate: float | None = None
     #: prompt tokens loaded from KV states saved on disk (instead of evaluated)
     restored_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class _WindowMemo:
+    """The last small-window answer: its request (header, prefix) and the window's limits."""
+
+    header: str
+    multiline: bool
+    prefix: str
+    limits: PromptLimits
+
+    def after(self, header: str, prefix: str, shown: str) -> PromptLimits | None:
+        """Limits giving the same window start for `prefix + shown` (None: another request).
+
+        The window keeps the last `prefix_lines` lines and `prefix_chars` characters; both
+        grow by what was added since, so the window's first line stays where it was and
+        the KV cache holding the window stays a prefix of the new prompt.
+        """
+        if header != self.header or not prefix.startswith(self.prefix):
+            return None
+        added = prefix[len(self.prefix) :] + shown
+        return replace(
+            self.limits,
+            prefix_lines=self.limits.prefix_lines + added.count("\n"),
+            prefix_chars=self.limits.prefix_chars + len(added),
+        )
 
 
 @dataclass
@@ -349,6 +386,9 @@ class CompletionEngine:
         self._stop_ids: frozenset[int] = frozenset()
         self._n_vocab = self.vocab.n_vocab
         self._empty_streak = 0
+        #: the full prompt's KV cells while the cache holds a small window (put back lazily)
+        self._parked: KvPark | None = None
+        self._window: _WindowMemo | None = None
         #: saved KV states on disk (engine/runtime/kv_state_store.py): warm after a restart
         self.kv_store = kv_store
         self._saved_at = 0
@@ -387,6 +427,7 @@ class CompletionEngine:
             if getattr(self.model, "closed", False):
                 return 0
             prompt = self._build_prompt(request, multiline)
+            self._unpark()
             self._restore_saved(prompt.tokens)
             cached, shifted = self._reuse(prompt.tokens)
             chunk = self._chunk_for(IDLE_CHUNK_MS, IDLE_CHUNK, floor=8)
@@ -426,6 +467,15 @@ class CompletionEngine:
         if saved is not None:
             self._saved_at = saved.tokens
 
+    def after_accept(self, request: CompletionRequest, shown: str) -> CompletionRequest:
+        """The request an editor sends once `shown` is accepted at `request`'s cursor."""
+        return replace(request, prefix=request.prefix + shown)
+
+    def request_key(self, request: CompletionRequest) -> bytes:
+        """The response cache's key for `request`: a prefetch for it is stored under it."""
+        multiline = self.filter_context(request).multiline
+        return self.cache.key(self._cache_header(request, multiline), request.prefix)
+
     def prefetch(
         self, request: CompletionRequest, shown: str, *, cancel: CancelToken | None = None
     ) -> CompletionResult | None:
@@ -433,25 +483,31 @@ class CompletionEngine:
 
         The result goes into the response cache (marked prefetched), so the request that
         follows the acceptance is answered at once; None when it was cancelled, when
-        `shown` is empty or when that completion is cached already.
+        `shown` is empty or when that completion is cached already. When `request` was
+        answered from the small window, the same window with `shown` appended is used if
+        it has less left to evaluate than the full prompt (it usually is in the KV cache).
         """
         cancel = cancel or NEVER_CANCELLED
         if not shown or not self.response_cache or cancel.cancelled:
             return None
         after = replace(
-            request,
-            prefix=request.prefix + shown,
-            # nobody waits for it: the full prompt, interrupted only by a real request
+            self.after_accept(request, shown),
+            # nobody waits for the prompt: interrupted only by a real request; generation
+            # keeps the request's budget (what a real request would have shown)
             time_budget_ms=max(request.time_budget_ms * 10, 30_000),
             t_max_prompt_ms=None,
-            t_max_predict_ms=None,
+            t_max_predict_ms=request.t_max_predict_ms or request.time_budget_ms,
             small_window=False,
         )
         header = self._cache_header(after, self.filter_context(after).multiline)
         if self.cache.lookup(header, after.prefix) is not None:
             return None
+        window = None
+        memo = self._window
+        if memo is not None:
+            window = memo.after(self._cache_header(request, memo.multiline), request.prefix, shown)
         try:
-            return self._complete(after, cancel, prefetch=True)
+            return self._complete(after, cancel, prefetch=True, window=window)
         except Cancelled:
             return None
 
@@ -476,34 +532,49 @@ class CompletionEngine:
 
     # ------------------------------------------------------------------ internals
 
+    def cached(self, request: CompletionRequest) -> CompletionResult | None:
+        """The answer from the response cache (no model needed), counted as a request;
+        None when nothing cached answers `request`."""
+        if not self.response_cache:
+            return None
+        started = time.perf_counter()
+        fctx = self.filter_context(request)
+        hit = self.cache.lookup_entry(self._cache_header(request, fctx.multiline), request.prefix)
+        if hit is None:
+            return None
+        text, _typed, entry = hit
+        first_use = entry.prefetched and not entry.used
+        entry.used = True
+        text = postprocess(text, fctx, self.filters) if text else ""
+        result = CompletionResult(
+            text=text,
+            tokens_evaluated=0,
+            tokens_cached=0,
+            generated_tokens=0,
+            from_cache=True,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            stop_reason="cache",
+            template=self.template.name,
+            raw_text=hit[0],
+            prefetched=entry.prefetched,
+        )
+        self._count(result, prefetch_hit=first_use)
+        return result
+
     def _complete(
-        self, request: CompletionRequest, cancel: CancelToken, *, prefetch: bool
+        self,
+        request: CompletionRequest,
+        cancel: CancelToken,
+        *,
+        prefetch: bool,
+        window: PromptLimits | None = None,
     ) -> CompletionResult:
         started = time.perf_counter()
         fctx = self.filter_context(request)
         multiline = fctx.multiline
         header = self._cache_header(request, multiline)
-        if self.response_cache and not prefetch:
-            hit = self.cache.lookup_entry(header, request.prefix)
-            if hit is not None:
-                text, _typed, entry = hit
-                first_use = entry.prefetched and not entry.used
-                entry.used = True
-                text = postprocess(text, fctx, self.filters) if text else ""
-                result = CompletionResult(
-                    text=text,
-                    tokens_evaluated=0,
-                    tokens_cached=0,
-                    generated_tokens=0,
-                    from_cache=True,
-                    elapsed_ms=(time.perf_counter() - started) * 1000,
-                    stop_reason="cache",
-                    template=self.template.name,
-                    raw_text=hit[0],
-                    prefetched=entry.prefetched,
-                )
-                self._count(result, prefetch_hit=first_use)
-                return result
+        if not prefetch and (hit := self.cached(request)) is not None:
+            return hit
 
         cancel.raise_if_cancelled()
         with self.model.lock:
@@ -512,10 +583,15 @@ class CompletionEngine:
                     "The completion model was closed", "load a model again to get completions"
                 )
             prompt = self._build_prompt(request, multiline)
-            if not self.model.session.tokens:  # a fresh start: a saved state may be there
-                self._restore_saved(prompt.tokens)
             try:
-                run = self._run(prompt, request, multiline, cancel, started, idle=prefetch)
+                run = None
+                if prefetch and window is not None:
+                    run = self._prefetch_window(prompt, request, multiline, cancel, started, window)
+                if run is None:
+                    self._unpark()
+                    if not self.model.session.tokens:  # a fresh start: a saved state may be there
+                        self._restore_saved(prompt.tokens)
+                    run = self._run(prompt, request, multiline, cancel, started, idle=prefetch)
             except Cancelled:
                 with self._stats_lock:
                     self.totals.cancelled += int(not prefetch)  # idle work is not counted
@@ -557,7 +633,8 @@ class CompletionEngine:
             accepted_tokens=gen.accepted,
             prefetched=prefetch,
         )
-        if self.response_cache and gen.stop_reason != "time":
+        # a prefetch cut by the request's own budget is what that request would have shown
+        if self.response_cache and (gen.stop_reason != "time" or (prefetch and text.strip())):
             self.cache.put(
                 self.cache.key(header, request.prefix),
                 _CacheEntry(text, gen.raw, prefetched=prefetch),
@@ -730,7 +807,6 @@ class CompletionEngine:
         prompt_budget = min(float(request.t_max_prompt_ms or budget), budget)
         must_answer = self._empty_streak >= EMPTY_STREAK_LIMIT
         allowed = min(prompt_budget, budget - self._gen_reserve_ms(request))
-        session = self.model.session
         if not request.small_window:
             cached, shifted = self._reuse(tokens)
             chunk = (
@@ -781,21 +857,16 @@ class CompletionEngine:
         # before the next keystroke goes to the full prompt
         window_ms *= WINDOW_SHARE
         cap = max(MIN_CHUNK // 2, self.speed.tokens_within(window_ms, UNMEASURED_WINDOW_TOKENS))
-        window = self._window_prompt(request, multiline, cap)
-        park = KvPark(session)
-        keep = session.common_prefix(session.tokens, window.tokens)
-        # keep what the full prompt has evaluated so far: the next request continues it
-        parked = self.kv_reuse and len(session.tokens) > keep and park.take()
-        try:
-            keep = session.truncate(min(keep, len(window.tokens) - 1))
-            reached = self._eval_range(
-                window.tokens, keep, cancel, None, self._chunk_for(window_ms / 2, PROMPT_CHUNK)
-            )
-            run.evaluated += reached - keep
-            run.gen = self._generate(window, request, multiline, cancel, started, must_answer)
-        finally:
-            if parked:
-                park.restore()
+        window, limits = self._window_prompt(request, multiline, cap)
+        keep = self._enter_window(window.tokens)
+        reached = self._eval_range(
+            window.tokens, keep, cancel, None, self._chunk_for(window_ms / 2, PROMPT_CHUNK)
+        )
+        run.evaluated += reached - keep
+        run.gen = self._generate(window, request, multiline, cancel, started, must_answer)
+        self._window = _WindowMemo(
+            self._cache_header(request, multiline), multiline, request.prefix, limits
+        )
         run.small_window = True
         estimate = self.speed.prompt_ms(todo) or 0.0
         run.note = (
@@ -806,10 +877,14 @@ class CompletionEngine:
         )
         return run
 
-    def _window_prompt(self, request: CompletionRequest, multiline: bool, cap: int) -> FimPrompt:
-        """The small window's prompt: the nearest lines, halved until it fits `cap` tokens."""
+    def _window_prompt(
+        self, request: CompletionRequest, multiline: bool, cap: int
+    ) -> tuple[FimPrompt, PromptLimits]:
+        """The small window's prompt (the nearest lines, halved until it fits `cap` tokens)
+        and the limits that made it."""
         lines = None
         prompt: FimPrompt | None = None
+        limits = window_limits(self.limits)
         for _ in range(8):
             limits = (
                 window_limits(self.limits) if lines is None else window_limits(self.limits, lines)
@@ -819,7 +894,65 @@ class CompletionEngine:
                 break
             lines = max(1, limits.prefix_lines // 2)
         assert prompt is not None
-        return prompt
+        return prompt, limits
+
+    def _enter_window(self, tokens: Sequence[int]) -> int:
+        """Make the KV cache a prefix of the window prompt `tokens`; returns its length.
+
+        The full prompt's cells are parked first (kept until a call needs them, then put
+        back by `_unpark`), so the window's cells stay cached for a prefetch or the next
+        window; a window already in the cache (the full prompt is parked) is reused.
+        """
+        session = self.model.session
+        keep = session.common_prefix(session.tokens, tokens)
+        if self._parked is None and self.kv_reuse and len(session.tokens) > keep:
+            park = KvPark(session)
+            if park.take():
+                self._parked = park
+        return session.truncate(min(keep, len(tokens) - 1))
+
+    def _unpark(self) -> None:
+        """Put the parked full prompt back into the KV cache (the model's lock held)."""
+        park, self._parked = self._parked, None
+        if park is not None:
+            park.restore()
+
+    def _prefetch_window(
+        self,
+        prompt: FimPrompt,
+        request: CompletionRequest,
+        multiline: bool,
+        cancel: CancelToken,
+        started: float,
+        limits: PromptLimits,
+    ) -> _Run | None:
+        """A prefetch from the shown answer's window with the accepted text appended, when
+        that has less left to evaluate than the full prompt (None: use the full prompt)."""
+        session = self.model.session
+        window = self._build_prompt(request, multiline, limits)
+        full_kv = self._parked.tokens if self._parked is not None else session.tokens
+        full_todo = len(prompt.tokens) - session.common_prefix(full_kv, prompt.tokens)
+        window_todo = len(window.tokens) - session.common_prefix(session.tokens, window.tokens)
+        if window_todo + MIN_CHUNK >= full_todo:
+            return None
+        keep = self._enter_window(window.tokens)
+        chunk = self._chunk_for(IDLE_CHUNK_MS, IDLE_CHUNK, floor=8)
+        reached = self._eval_range(window.tokens, keep, cancel, None, chunk)
+        run = _Run(
+            evaluated=reached - keep,
+            cached=keep,
+            prompt_tokens=len(prompt.tokens),
+            small_window=True,
+            note=(
+                f"prefetched from the {len(window.tokens)}-token window the shown answer used "
+                f"({keep} tokens cached; the full prompt has {full_todo} not cached)"
+            ),
+        )
+        run.gen = self._generate(window, request, multiline, cancel, started)
+        self._window = _WindowMemo(
+            self._cache_header(request, multiline), multiline, request.prefix, limits
+        )
+        return run
 
     def _generate(
         self,

@@ -8,22 +8,42 @@ Idle work must never delay a real request: `interrupt()` flips the running task'
 cancel token (the engine checks it between prompt chunks of ~150 ms and between
 tokens) and drops what is queued. Only the newest task is kept: older idle work is
 about a cursor the user has left.
+
+One exception: a task may carry a `key` saying which request it computes the answer
+of (a prefetch: the request after accepting the shown completion). When exactly that
+request arrives while the task still runs, cancelling it would throw away work that is
+most of the way to the answer, so `interrupt(unless=key, wait_s=...)` lets it finish,
+for at most `wait_s`, before cancelling whatever still runs. Follow-up tasks (`then`,
+e.g. the full prompt's warm-up after a prefetch from the small window) run only when
+nothing interrupted or replaced the chain.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 
 from hanlin.engine.core.cancel import CancelToken
 from hanlin.engine.core.errors import Cancelled, HanlinError
 
-__all__ = ["IdleWorker"]
+__all__ = ["IdleTask", "IdleWorker"]
 
 log = logging.getLogger(__name__)
 
 IdleTask = Callable[[CancelToken], object]
+
+#: how often a join re-checks the caller's own cancel token (seconds)
+_JOIN_POLL_S = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    label: str
+    task: IdleTask
+    key: Hashable | None = None
 
 
 class IdleWorker:
@@ -32,50 +52,105 @@ class IdleWorker:
     def __init__(self, name: str = "hanlin-idle") -> None:
         self._name = name
         self._cond = threading.Condition()
-        self._pending: tuple[str, IdleTask] | None = None
+        self._pending: list[_Job] = []
         self._running: CancelToken | None = None
+        self._running_key: Hashable | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
         #: tasks run to the end / cancelled, by label (tests and the stats read them)
         self.done: dict[str, int] = {}
         self.cancelled: dict[str, int] = {}
+        #: joins: a keyed task that ended while its request waited / that it gave up on
+        self.joined = 0
+        self.join_timeouts = 0
 
-    def submit(self, label: str, task: IdleTask) -> None:
-        """Run `task(token)` when the thread is free, replacing any queued task."""
+    def submit(
+        self,
+        label: str,
+        task: IdleTask,
+        *,
+        key: Hashable | None = None,
+        then: Sequence[tuple[str, IdleTask]] = (),
+    ) -> bool:
+        """Run `task(token)` when the thread is free, replacing any queued task (and
+        cancelling the running one), then the `then` tasks in order.
+
+        A task whose `key` equals the running task's is already being computed: nothing
+        changes and False is returned.
+        """
         with self._cond:
             if self._closed:
-                return
-            self._pending = (label, task)
-            if self._running is not None:
-                self._running.cancel("newer idle work")
+                return False
+            running = self._running
+            if (
+                key is not None
+                and running is not None
+                and not running.cancelled
+                and self._running_key == key
+            ):
+                return False
+            self._pending = [_Job(label, task, key), *(_Job(lb, t) for lb, t in then)]
+            if running is not None:
+                running.cancel("newer idle work")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()
             self._cond.notify_all()
+            return True
 
-    def interrupt(self, reason: str = "a completion request") -> None:
-        """Cancel the running task and drop the queued one (a real request needs the model)."""
+    def interrupt(
+        self,
+        reason: str = "a completion request",
+        *,
+        unless: Hashable | None = None,
+        wait_s: float = 0.0,
+        cancel: CancelToken | None = None,
+    ) -> bool:
+        """Cancel the running task and drop the queued ones (a real request needs the model).
+
+        When the running task's key equals `unless` (it computes what the caller wants),
+        it may first run on for up to `wait_s` seconds (the wait also ends when `cancel`
+        fires); returns True when it ended by itself within that time.
+        """
         with self._cond:
-            self._pending = None
-            if self._running is not None:
-                self._running.cancel(reason)
+            self._pending = []
+            running = self._running
+            if running is None:
+                return False
+            if unless is not None and self._running_key == unless and not running.cancelled:
+                deadline = time.monotonic() + max(0.0, wait_s)
+                while self._running is running:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or (cancel is not None and cancel.cancelled):
+                        break
+                    self._cond.wait(min(left, _JOIN_POLL_S) if cancel is not None else left)
+                if self._running is not running:
+                    self.joined += 1
+                    return True
+                self.join_timeouts += 1
+            running.cancel(reason)
+            return False
+
+    @property
+    def running_key(self) -> Hashable | None:
+        """The key of the task running now (None: none, or it has no key)."""
+        with self._cond:
+            return self._running_key if self._running is not None else None
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing runs or waits; False on timeout."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: self._pending is None and self._running is None, timeout
-            )
+            return self._cond.wait_for(lambda: not self._pending and self._running is None, timeout)
 
     @property
     def busy(self) -> bool:
         with self._cond:
-            return self._pending is not None or self._running is not None
+            return bool(self._pending) or self._running is not None
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            self._pending = None
+            self._pending = []
             if self._running is not None:
                 self._running.cancel("shutting down")
             self._cond.notify_all()
@@ -83,25 +158,23 @@ class IdleWorker:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._pending is not None or self._closed)
+                self._cond.wait_for(lambda: bool(self._pending) or self._closed)
                 if self._closed:
                     return
-                assert self._pending is not None
-                label, task = self._pending
-                self._pending = None
+                job = self._pending.pop(0)
                 token = CancelToken()
-                self._running = token
+                self._running, self._running_key = token, job.key
             try:
-                task(token)
+                job.task(token)
             except Cancelled:
                 pass
             except HanlinError as exc:
-                log.info("idle %s stopped: %s", label, exc)
+                log.info("idle %s stopped: %s", job.label, exc)
             except Exception:
-                log.exception("idle %s failed", label)
+                log.exception("idle %s failed", job.label)
             finally:
                 with self._cond:
                     counts = self.cancelled if token.cancelled else self.done
-                    counts[label] = counts.get(label, 0) + 1
-                    self._running = None
+                    counts[job.label] = counts.get(job.label, 0) + 1
+                    self._running, self._running_key = None, None
                     self._cond.notify_all()
