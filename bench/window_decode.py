@@ -237,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         "--temperature",
         type=float,
         default=None,
-        help="default 0 (greedy: both write the same answer); 20 for --model shaped, whose "
-        "random weights otherwise write one token (a newline) over and over: nothing to show",
+        help="default 0 (greedy: both write the same answer, also the shaped model, whose "
+        "noise depends on the context)",
     )
     parser.add_argument(
         "--spare-core", action="store_true", help="also the window with threads = T - 1"
@@ -256,9 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         return window_child()
 
     model = _model_path(args.model)
-    temperature = args.temperature
-    if temperature is None:
-        temperature = 20.0 if args.model == "shaped" else 0.0
+    temperature = 0.0 if args.temperature is None else args.temperature
     with tempfile.TemporaryDirectory(prefix="hanlin-bench-") as tmp:
         _seed_home(Path(tmp), model)
         from hanlin.engine.runtime.hardware import detect_hardware

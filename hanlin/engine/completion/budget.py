@@ -6,8 +6,10 @@ overruns it and then returns nothing (issue 8). To answer within `timeBudgetMs`
 the engine must know, before it starts, what the prompt will cost, and have something
 smaller to evaluate when the full prompt does not fit:
 
-- `SpeedMeter` keeps running averages of milliseconds per prompt token (batched) and
-  per generated token, measured on this machine and model as requests run;
+- `SpeedMeter` keeps milliseconds per prompt token (batched) and per generated token,
+  measured on this machine and model as requests run: the median of the latest
+  measurements, so one chunk that another process (or a suspended editor) stretched
+  tenfold does not shrink the next windows to nothing, as a running average would;
 - `window_limits` gives the prompt limits of the "small window": the lines nearest the
   cursor only, no other files, sized to a token cap;
 - `KvPark` copies sequence 0's KV cells out (`llama_state_seq_get_data`) and back
@@ -19,7 +21,9 @@ smaller to evaluate when the full prompt does not fit:
 from __future__ import annotations
 
 import ctypes
+import statistics
 import threading
+from collections import deque
 from dataclasses import dataclass, replace
 
 import llama_cpp
@@ -32,38 +36,36 @@ __all__ = ["KvPark", "SpeedMeter", "window_limits"]
 WINDOW_PREFIX_LINES = 48
 #: lines after the cursor in the small window
 WINDOW_SUFFIX_LINES = 8
-#: weight of the newest measurement in the running averages
-_EWMA = 0.3
+#: measurements the medians are taken over (the speed follows a machine that got busier
+#: within a few requests, and ignores a few outliers)
+SPEED_SAMPLES = 9
 
 
 @dataclass
 class SpeedMeter:
-    """Running averages of prompt and generation speed (ms per token); None until measured."""
+    """Prompt and generation speed (ms per token), medians of the latest measurements;
+    None until measured."""
 
     prompt_ms_per_token: float | None = None
     decode_ms_per_token: float | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-
-    @staticmethod
-    def _mix(old: float | None, new: float) -> float:
-        return new if old is None else (1 - _EWMA) * old + _EWMA * new
+        self._prompt: deque[float] = deque(maxlen=SPEED_SAMPLES)
+        self._decode: deque[float] = deque(maxlen=SPEED_SAMPLES)
 
     def prompt_measured(self, tokens: int, seconds: float) -> None:
         """One batch of `tokens` prompt tokens took `seconds` (batches under 8 are too noisy)."""
         if tokens >= 8 and seconds > 0:
             with self._lock:
-                self.prompt_ms_per_token = self._mix(
-                    self.prompt_ms_per_token, seconds * 1000 / tokens
-                )
+                self._prompt.append(seconds * 1000 / tokens)
+                self.prompt_ms_per_token = statistics.median(self._prompt)
 
     def decode_measured(self, tokens: int, seconds: float) -> None:
         if tokens > 0 and seconds > 0:
             with self._lock:
-                self.decode_ms_per_token = self._mix(
-                    self.decode_ms_per_token, seconds * 1000 / tokens
-                )
+                self._decode.append(seconds * 1000 / tokens)
+                self.decode_ms_per_token = statistics.median(self._decode)
 
     def prompt_ms(self, tokens: int) -> float | None:
         """Estimated milliseconds to evaluate `tokens` prompt tokens (None: not measured yet)."""
