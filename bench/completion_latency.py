@@ -554,17 +554,33 @@ def report(model: str, samples: dict[str, list[Sample]], peer_name: str | None) 
     if acc:
         a = summarize(acc)
         hits = sum(1 for s in acc if s.info.get("fromCache") or s.info.get("prefetched"))
+        prefetched = sum(1 for s in acc if s.info.get("prefetched"))
+        # answered by a prefetch that was still running: the request waited for it
+        joined = [float(s.info.get("waitedMs") or 0) for s in acc if s.info.get("waitedMs")]
+        shown = [s for s in acc if s.text]
+        shown_ready = sum(1 for s in shown if s.latency_ms <= READY_MS)
         line = (
             f"accept then type on: {a['n']} accepts, next completion ready <= {READY_MS:.0f} ms "
-            f"in {a['ready']:.0%}, p50 {a['p50']:.0f} ms; served from cache/prefetch "
-            f"{hits}/{len(acc)}"
+            f"in {a['ready']:.0%}, p50 {a['p50']:.0f} ms; prefetch hits {prefetched}/{len(acc)}"
+            f" (served from cache/prefetch {hits}/{len(acc)}; waited for a running prefetch "
+            f"{len(joined)}x"
+            + (f", p50 {statistics.median(joined):.0f} ms" if joined else "")
+            + f"); non-empty answers ready {shown_ready}/{len(shown)}"
         )
         pa = [s for s in samples.get(peer_name or "", []) if s.kind == "accept"]
         if pa:
             b = summarize(pa)
             line += f"  (peer: ready {b['ready']:.0%}, p50 {b['p50']:.0f} ms)"
         print(line)
-        out["accept"] = {"hanlin": a, "prefetch_hits": hits, "peer": summarize(pa) if pa else None}
+        out["accept"] = {
+            "hanlin": a,
+            "prefetch_hits": prefetched,
+            "cache_or_prefetch": hits,
+            "joined": len(joined),
+            "non_empty": len(shown),
+            "non_empty_ready": shown_ready,
+            "peer": summarize(pa) if pa else None,
+        }
     return out
 
 

@@ -20,16 +20,17 @@ the engine, with the same `complete()`, and a cancel aborts its HTTP request.
 
 Idle work (engine/completion/idle.py) runs on its own thread while the user reads or
 types: `warm(request)` evaluates a prompt (the handlers call it when a file is opened
-or focused and after a cursor jump), and after every non-empty answer the service
-prefetches the completion seen once it is accepted — or, when the budget made the
-answer come from the small window, evaluates the full prompt. Every real request
-interrupts idle work first, so it never waits more than one short prompt chunk — except
-the request a running prefetch computes (the one after accepting the shown completion:
-same cache key), which waits for that prefetch, at most `JOIN_SHARE` of its time budget,
-instead of cancelling work that is most of the way to its answer. A prefetch after a
-small-window answer comes from that window (engine.py) and is followed by the warm-up of
-the full prompt the user goes on typing in. A request the response cache answers needs
-no model and interrupts nothing.
+or focused and after a cursor jump); after every non-empty answer the service prefetches
+the completion seen once it is accepted, then warms the full prompt after it (a prefetch
+after a small-window answer comes from that window, engine.py); after an empty
+small-window answer it warms the full prompt. Every real request interrupts idle work
+first, so it never waits more than one short prompt chunk — except the request a running
+prefetch computes (the one after accepting the shown completion: same cache key). When
+that prefetch's prompt will be evaluated in time, the request waits for it, at most
+`JOIN_SHARE` of its time budget (by then the prefetch stops generating and its text so
+far is the answer), instead of cancelling work most of the way to its answer; the rest
+of the budget is left for computing it, should that fail. A request the response cache
+answers needs no model and interrupts nothing.
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ log = logging.getLogger(__name__)
 
 ServiceState = str  # "idle" | "loading" | "ready" | "failed"
 
-#: share of a request's time budget it may wait for a running prefetch of exactly it; the
-#: rest is left for computing the answer itself when the prefetch has not finished by then
-JOIN_SHARE = 0.75
+#: share of a request's time budget it may wait for a running prefetch of exactly it (which
+#: then answers with what it has); the rest is left for computing the answer otherwise
+JOIN_SHARE = 0.5
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,9 @@ What makes it fast (after llama.vscode and Continue):
   two prompts has less left to evaluate. Its generation keeps the request's own budget,
   and its answer is cached even when that budget cut it (a real request would have shown
   the same). `request_key` names the request a prefetch answers, so the service can let
-  a real request for exactly it wait for the prefetch instead of cancelling it.
+  a real request for exactly it wait for the prefetch instead of cancelling it: with an
+  `IdleToken` (engine/completion/idle.py) the prefetch says when its prompt will be
+  evaluated (`prompt_eta`) and stops generating at the waiting request's `finish_by`.
 - **Drafts from context.** Generation verifies tokens drafted by prompt lookup
   (engine/runtime/speculative.py) — n-grams of the prompt, which holds the document,
   the suffix and the ring's chunks — several per llama_decode; the output is the same.
@@ -73,6 +75,7 @@ from hanlin.engine.completion.fim import (
     build_prompt,
 )
 from hanlin.engine.completion.fim import detect_template as _detect_template
+from hanlin.engine.completion.idle import IdleToken
 from hanlin.engine.completion.kv_shift import DEFAULT_MIN_CHUNK, apply_shift
 from hanlin.engine.core.cancel import NEVER_CANCELLED, CancelToken
 from hanlin.engine.core.errors import Cancelled, GenerationError
@@ -809,6 +812,8 @@ class CompletionEngine:
         allowed = min(prompt_budget, budget - self._gen_reserve_ms(request))
         if not request.small_window:
             cached, shifted = self._reuse(tokens)
+            if idle:
+                self._note_eta(cancel, len(tokens) - cached)
             chunk = (
                 self._chunk_for(IDLE_CHUNK_MS, IDLE_CHUNK, floor=8)
                 if idle
@@ -823,6 +828,8 @@ class CompletionEngine:
                 shifted=shifted,
                 prompt_tokens=len(tokens),
             )
+            if idle:
+                self._note_eta(cancel, len(tokens) - reached)
             if reached < len(tokens):
                 run.gen = _Generation(stop_reason="time")
                 run.note = (
@@ -917,6 +924,13 @@ class CompletionEngine:
         if park is not None:
             park.restore()
 
+    def _note_eta(self, cancel: CancelToken, todo: int) -> None:
+        """Tell a request that may join this idle work when its prompt will be evaluated
+        (`todo` tokens left; unknown before the prompt speed was measured)."""
+        if isinstance(cancel, IdleToken):
+            ms = self.speed.prompt_ms(todo) if todo > 0 else 0.0
+            cancel.prompt_eta = None if ms is None else time.perf_counter() + ms / 1000
+
     def _prefetch_window(
         self,
         prompt: FimPrompt,
@@ -936,8 +950,10 @@ class CompletionEngine:
         if window_todo + MIN_CHUNK >= full_todo:
             return None
         keep = self._enter_window(window.tokens)
+        self._note_eta(cancel, len(window.tokens) - keep)
         chunk = self._chunk_for(IDLE_CHUNK_MS, IDLE_CHUNK, floor=8)
         reached = self._eval_range(window.tokens, keep, cancel, None, chunk)
+        self._note_eta(cancel, 0)
         run = _Run(
             evaluated=reached - keep,
             cached=keep,
@@ -980,6 +996,15 @@ class CompletionEngine:
         def is_stop(token: int) -> bool:
             return token in stop_ids or vocab.is_control(token)
 
+        # idle work a real request joined: done by the time that request set
+        hurry = cancel if isinstance(cancel, IdleToken) else None
+
+        def out_of_time() -> bool:
+            if predict.passed() or overall.passed():
+                return True
+            by = hurry.finish_by if hurry is not None else None
+            return by is not None and time.perf_counter() >= by
+
         speculator = self.speculator
         if speculator is not None:
             speculator.drafter.begin(session.tokens)
@@ -1005,9 +1030,7 @@ class CompletionEngine:
                     if multiline and self._block_done(gen.raw, fctx):
                         gen.stop_reason = "scope"
                         break
-                if (predict.passed() or overall.passed()) and not (
-                    must_answer and "\n" not in gen.raw.lstrip("\n")
-                ):
+                if out_of_time() and not (must_answer and "\n" not in gen.raw.lstrip("\n")):
                     gen.stop_reason = "time"
                     break
             else:

@@ -12,10 +12,12 @@ about a cursor the user has left.
 One exception: a task may carry a `key` saying which request it computes the answer
 of (a prefetch: the request after accepting the shown completion). When exactly that
 request arrives while the task still runs, cancelling it would throw away work that is
-most of the way to the answer, so `interrupt(unless=key, wait_s=...)` lets it finish,
-for at most `wait_s`, before cancelling whatever still runs. Follow-up tasks (`then`,
-e.g. the full prompt's warm-up after a prefetch from the small window) run only when
-nothing interrupted or replaced the chain.
+most of the way to the answer, so `interrupt(unless=key, wait_s=...)` lets it finish —
+but only when its token (`IdleToken`) says its prompt will be evaluated within the wait,
+and then it must stop generating by the end of the wait (`finish_by`; its answer so far
+is the answer). A task still far from its answer is cancelled at once, as any other.
+Follow-up tasks (`then`, e.g. the full prompt's warm-up after a prefetch from the small
+window) run only when nothing interrupted or replaced the chain.
 """
 
 from __future__ import annotations
@@ -29,14 +31,36 @@ from dataclasses import dataclass
 from hanlin.engine.core.cancel import CancelToken
 from hanlin.engine.core.errors import Cancelled, HanlinError
 
-__all__ = ["IdleTask", "IdleWorker"]
+__all__ = ["IdleTask", "IdleToken", "IdleWorker"]
 
 log = logging.getLogger(__name__)
 
-IdleTask = Callable[[CancelToken], object]
-
 #: how often a join re-checks the caller's own cancel token (seconds)
 _JOIN_POLL_S = 0.01
+#: a joined task stops generating at `finish_by`, after its current step: this long at most
+JOIN_GRACE_S = 0.15
+#: a join needs the task's prompt evaluated at least this long before the wait ends (time
+#: to write something)
+JOIN_MIN_GENERATE_S = 0.05
+
+
+class IdleToken(CancelToken):
+    """The cancel token of an idle task, with what a request that would join it needs.
+
+    The task (the engine's prefetch) sets `prompt_eta` (a `time.perf_counter()` time: when
+    it expects its prompt evaluated; the time it was, once it is); a joining request sets
+    `finish_by`, the time by which the task stops generating and answers with what it has.
+    """
+
+    __slots__ = ("finish_by", "prompt_eta")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prompt_eta: float | None = None
+        self.finish_by: float | None = None
+
+
+IdleTask = Callable[[CancelToken], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +77,17 @@ class IdleWorker:
         self._name = name
         self._cond = threading.Condition()
         self._pending: list[_Job] = []
-        self._running: CancelToken | None = None
+        self._running: IdleToken | None = None
         self._running_key: Hashable | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
         #: tasks run to the end / cancelled, by label (tests and the stats read them)
         self.done: dict[str, int] = {}
         self.cancelled: dict[str, int] = {}
-        #: joins: a keyed task that ended while its request waited / that it gave up on
+        #: joins: a keyed task that ended while its request waited; one the request did not
+        #: wait for (too far from its answer) or gave up on (not done within the wait)
         self.joined = 0
-        self.join_timeouts = 0
+        self.given_up = 0
 
     def submit(
         self,
@@ -108,9 +133,10 @@ class IdleWorker:
     ) -> bool:
         """Cancel the running task and drop the queued ones (a real request needs the model).
 
-        When the running task's key equals `unless` (it computes what the caller wants),
-        it may first run on for up to `wait_s` seconds (the wait also ends when `cancel`
-        fires); returns True when it ended by itself within that time.
+        When the running task's key equals `unless` (it computes what the caller wants) and
+        its prompt will be evaluated within `wait_s`, it runs on instead, told to finish by
+        the end of that time (the wait also ends when `cancel` fires); returns True when it
+        ended by itself.
         """
         with self._cond:
             self._pending = []
@@ -118,16 +144,21 @@ class IdleWorker:
             if running is None:
                 return False
             if unless is not None and self._running_key == unless and not running.cancelled:
-                deadline = time.monotonic() + max(0.0, wait_s)
-                while self._running is running:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or (cancel is not None and cancel.cancelled):
-                        break
-                    self._cond.wait(min(left, _JOIN_POLL_S) if cancel is not None else left)
-                if self._running is not running:
-                    self.joined += 1
-                    return True
-                self.join_timeouts += 1
+                now = time.perf_counter()
+                finish_by = now + max(0.0, wait_s)
+                eta = running.prompt_eta
+                if eta is not None and eta <= finish_by - JOIN_MIN_GENERATE_S:
+                    running.finish_by = finish_by
+                    deadline = time.monotonic() + max(0.0, wait_s) + JOIN_GRACE_S
+                    while self._running is running:
+                        left = deadline - time.monotonic()
+                        if left <= 0 or (cancel is not None and cancel.cancelled):
+                            break
+                        self._cond.wait(min(left, _JOIN_POLL_S) if cancel is not None else left)
+                    if self._running is not running:
+                        self.joined += 1
+                        return True
+                self.given_up += 1
             running.cancel(reason)
             return False
 
@@ -162,7 +193,7 @@ class IdleWorker:
                 if self._closed:
                     return
                 job = self._pending.pop(0)
-                token = CancelToken()
+                token = IdleToken()
                 self._running, self._running_key = token, job.key
             try:
                 job.task(token)
