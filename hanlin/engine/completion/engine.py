@@ -435,7 +435,9 @@ class CompletionEngine:
             cached, shifted = self._reuse(prompt.tokens)
             chunk = self._chunk_for(IDLE_CHUNK_MS, IDLE_CHUNK, floor=8)
             try:
-                reached = self._eval_range(prompt.tokens, cached, cancel, None, chunk)
+                reached = self._eval_range(
+                    prompt.tokens, cached, cancel, None, chunk, measure=False
+                )
             except Cancelled:
                 reached = len(self.model.session.tokens)
         evaluated = max(0, reached - cached)
@@ -765,10 +767,13 @@ class CompletionEngine:
         chunk: int,
         *,
         at_least_one: bool = False,
+        measure: bool = True,
     ) -> int:
         """Evaluate `tokens[pos:]` in chunks; returns the position reached (the deadline
         stops it before a chunk it predicts would end past it; `at_least_one` evaluates
-        one chunk whatever the deadline says)."""
+        one chunk whatever the deadline says). `measure=False` for idle work: its chunks
+        run while the editor may be busy or suspended, and a request's budget must be
+        planned with the speed requests get."""
         session = self.model.session
         start = pos
         while pos < len(tokens):
@@ -782,7 +787,8 @@ class CompletionEngine:
                     return pos
             t0 = time.perf_counter()
             session.evaluate(tokens[:end], reuse=True)
-            self.speed.prompt_measured(end - pos, time.perf_counter() - t0)
+            if measure:
+                self.speed.prompt_measured(end - pos, time.perf_counter() - t0)
             pos = end
         return pos
 
@@ -820,7 +826,13 @@ class CompletionEngine:
                 else self._chunk_for(budget / 6, PROMPT_CHUNK)
             )
             reached = self._eval_range(
-                tokens, cached, cancel, _Deadline(started, prompt_budget), chunk, at_least_one=True
+                tokens,
+                cached,
+                cancel,
+                _Deadline(started, prompt_budget),
+                chunk,
+                at_least_one=True,
+                measure=not idle,
             )
             run = _Run(
                 evaluated=reached - cached,
@@ -837,7 +849,9 @@ class CompletionEngine:
                     f"{request.time_budget_ms} ms; {reached} tokens are evaluated"
                 )
             else:
-                run.gen = self._generate(prompt, request, multiline, cancel, started, must_answer)
+                run.gen = self._generate(
+                    prompt, request, multiline, cancel, started, must_answer, measure=not idle
+                )
             return run
 
         cached, shifted = self._reuse(tokens)
@@ -887,8 +901,12 @@ class CompletionEngine:
     def _window_prompt(
         self, request: CompletionRequest, multiline: bool, cap: int
     ) -> tuple[FimPrompt, PromptLimits]:
-        """The small window's prompt (the nearest lines, halved until it fits `cap` tokens)
-        and the limits that made it."""
+        """The small window's prompt (the nearest lines, halved until what is not in the KV
+        cache yet fits `cap` tokens) and the limits that made it. While the user types on a
+        line, the window of the last keystroke is still cached, so the widest window costs
+        only the new characters: the answer gets 48 lines of context, not the 4 lines a
+        cold cap allows."""
+        session = self.model.session
         lines = None
         prompt: FimPrompt | None = None
         limits = window_limits(self.limits)
@@ -897,7 +915,8 @@ class CompletionEngine:
                 window_limits(self.limits) if lines is None else window_limits(self.limits, lines)
             )
             prompt = self._build_prompt(request, multiline, limits)
-            if len(prompt.tokens) <= cap or limits.prefix_lines <= 1:
+            todo = len(prompt.tokens) - session.common_prefix(session.tokens, prompt.tokens)
+            if todo <= cap or limits.prefix_lines <= 1:
                 break
             lines = max(1, limits.prefix_lines // 2)
         assert prompt is not None
@@ -952,7 +971,7 @@ class CompletionEngine:
         keep = self._enter_window(window.tokens)
         self._note_eta(cancel, len(window.tokens) - keep)
         chunk = self._chunk_for(IDLE_CHUNK_MS, IDLE_CHUNK, floor=8)
-        reached = self._eval_range(window.tokens, keep, cancel, None, chunk)
+        reached = self._eval_range(window.tokens, keep, cancel, None, chunk, measure=False)
         self._note_eta(cancel, 0)
         run = _Run(
             evaluated=reached - keep,
@@ -964,7 +983,7 @@ class CompletionEngine:
                 f"({keep} tokens cached; the full prompt has {full_todo} not cached)"
             ),
         )
-        run.gen = self._generate(window, request, multiline, cancel, started)
+        run.gen = self._generate(window, request, multiline, cancel, started, measure=False)
         self._window = _WindowMemo(
             self._cache_header(request, multiline), multiline, request.prefix, limits
         )
@@ -978,8 +997,11 @@ class CompletionEngine:
         cancel: CancelToken,
         started: float,
         must_answer: bool = False,
+        *,
+        measure: bool = True,
     ) -> _Generation:
-        """Sample the completion; `must_answer` ignores the deadlines until a line is written."""
+        """Sample the completion; `must_answer` ignores the deadlines until a line is written
+        (`measure=False`: idle work, whose speed does not plan budgets)."""
         from hanlin.engine.runtime.session import PieceDecoder
 
         session = self.model.session
@@ -1042,7 +1064,7 @@ class CompletionEngine:
                 close()  # the speculator removes drafted tokens nobody took
         elapsed = time.perf_counter() - now
         calls = session.decode_calls - calls
-        if gen.tokens and calls:
+        if gen.tokens and calls and measure:
             self.speed.decode_measured(calls, elapsed)
         if speculator is not None:
             gen.drafted, gen.accepted = speculator.last.drafted, speculator.last.accepted
