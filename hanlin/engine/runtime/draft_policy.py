@@ -9,7 +9,7 @@ about what one token does, on a CPU each extra token in a batch costs about half
 single-token step (SmolLM2-135M, 2 cores), and on a loaded machine more.
 
 `DraftPolicy` measures both as it goes — acceptance per draft source as a decaying
-average, the batch cost `alpha` from the main model's own decode calls, a draft model's
+average, the batch cost from the main model's own decode calls, a draft model's
 own cost per drafted token — and picks the draft length with the best expected tokens per
 unit of decode time (`expected_gain`). When no length beats plain decoding by `_MARGIN`,
 the source drafts nothing, except for a short probe now and then (backing off while the
@@ -23,7 +23,7 @@ import statistics
 from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_DRAFT_MAX", "DraftPolicy", "expected_gain"]
+__all__ = ["DEFAULT_DRAFT_MAX", "DraftPolicy", "expected_gain", "fit_batch_cost"]
 
 #: longest draft verified in one batch (llama.cpp's default `--draft-max` is 16 too)
 DEFAULT_DRAFT_MAX = 16
@@ -42,7 +42,7 @@ _PRIOR_P = {
 #: how many drafted positions the prior is worth
 _PRIOR_WEIGHT = 4.0
 #: cost of one more token in a verification batch, in single-token decode steps, before
-#: measuring: a CPU is compute-bound on batches (SmolLM2, 2 EPYC cores: 0.43-0.60), a GPU is not
+#: measuring: a CPU is compute-bound on batches (SmolLM2, 2 EPYC cores: 0.38-0.60), a GPU is not
 _PRIOR_ALPHA = {"cpu": 0.5}
 _PRIOR_ALPHA_GPU = 0.1
 #: a draft must promise at least this speed-up, or it is not made
@@ -57,9 +57,17 @@ _PROBE_LENGTH = 1
 #: always has a guess would otherwise never leave a plain step to measure)
 _CALIBRATE_EVERY = 32
 _CALIBRATE_FIRST = 4
-#: timings kept: `alpha` and the single-step time are medians of the latest ones (a call
-#: that another process preempted must not swing them, as it would a moving average)
+#: timings kept: the single-step time and each batch size's time are medians of the latest
+#: ones (a call that another process preempted must not swing them, as it would a moving
+#: average)
 _TIMINGS_KEPT = 31
+#: how strongly the batch-cost fit holds to its prior, in timed batches: the slope to the
+#: backend's prior alpha, the fixed part to 0. With batches of one size only, the two
+#: cannot be told apart from the data, and the prior decides: a CPU's batch of 2 costs
+#: about 2.1 steps (SmolLM2, 2 EPYC cores) — mostly a fixed cost of leaving the
+#: single-token path, not 1.1 steps per token, which would forbid every long draft.
+_FIT_PRIOR_SLOPE = 4.0
+_FIT_PRIOR_FIXED = 1.0
 
 
 @dataclass
@@ -75,14 +83,39 @@ class _SourceState:
     probing: bool = False
 
 
-def expected_gain(p: float, k: int, cost: float) -> float:
+def expected_gain(p: float, k: int, cost: float, overhead: float = 0.0) -> float:
     """Tokens per decode-step-equivalent of a k-token draft whose tokens are each accepted
-    with probability p (in a row), when each drafted token costs `cost` steps more."""
+    with probability p (in a row), when a batch costs `overhead` steps more than one token
+    and each drafted token `cost` steps more."""
     accepted, run = 0.0, 1.0
     for _ in range(k):
         run *= p
         accepted += run
-    return (1.0 + accepted) / (1.0 + cost * k)
+    return (1.0 + accepted) / (1.0 + overhead + cost * k)
+
+
+def fit_batch_cost(
+    points: dict[int, tuple[float, int]], prior_slope: float
+) -> tuple[float, float]:
+    """(fixed, per-token) extra cost of a batch, in single-token steps, from
+    {batch size n: (extra steps, how many timings)}: a least-squares line over the sizes
+    seen, held to `prior_slope` and a fixed part of 0 by `_FIT_PRIOR_*`; both >= 0."""
+    sw = sx = sy = sxx = sxy = 0.0
+    for n, (y, w) in points.items():
+        x = n - 1.0
+        sw += w
+        sx += w * x
+        sy += w * y
+        sxx += w * x * x
+        sxy += w * x * y
+    a11, a12, b1 = sw + _FIT_PRIOR_FIXED, sx, sy
+    a22, b2 = sxx + _FIT_PRIOR_SLOPE, sxy + _FIT_PRIOR_SLOPE * prior_slope
+    det = a11 * a22 - a12 * a12
+    fixed = (b1 * a22 - a12 * b2) / det
+    if fixed < 0.0:
+        fixed = 0.0
+    slope = max(0.0, (b2 - a12 * fixed) / a22)
+    return fixed, slope
 
 
 class DraftPolicy:
@@ -90,8 +123,10 @@ class DraftPolicy:
 
     Per source, acceptance is the fraction of drafted positions accepted (a decaying
     average, so it follows the answer: a copy goes well, the edit in the middle does not).
-    The cost of verifying is measured from the main model's own decode calls: `alpha`, how
-    much one more token in a batch costs relative to a single-token step. The chosen length
+    The cost of verifying is measured from the main model's own decode calls, as a line:
+    a batch of k+1 tokens costs `1 + overhead + alpha * k` single-token steps (on a CPU
+    the first extra token costs most, as llama.cpp leaves its single-token path; each one
+    after that less). The chosen length
     maximises `expected_gain`; when even the best length does not reach `_MARGIN`, the
     source drafts nothing (except for an occasional short probe). Not thread-safe: one
     generation at a time, as the model lock guarantees.
@@ -111,9 +146,12 @@ class DraftPolicy:
         self.decay = decay
         self.measure = alpha is None
         self.alpha = _PRIOR_ALPHA.get(backend, _PRIOR_ALPHA_GPU) if alpha is None else alpha
+        self._prior_alpha = self.alpha
+        #: the fixed extra cost of any batch over a single-token step (steps)
+        self.overhead = 0.0
         self._t1: float | None = None  # seconds of a single-token decode (median of recent)
         self._singles: deque[float] = deque(maxlen=_TIMINGS_KEPT)
-        self._alphas: deque[float] = deque(maxlen=_TIMINGS_KEPT)
+        self._batches: deque[tuple[int, float]] = deque(maxlen=_TIMINGS_KEPT)
         self._batches_since_single = 0
         self._sources: dict[str, _SourceState] = {}
 
@@ -134,7 +172,7 @@ class DraftPolicy:
             p = min(st.accepted / st.tried if st.tried else 0.0, 0.999)
             cost = self.alpha + st.beta
             st.best_k, st.gain = max(
-                ((k, expected_gain(p, k, cost)) for k in range(1, self.n_max + 1)),
+                ((k, expected_gain(p, k, cost, self.overhead)) for k in range(1, self.n_max + 1)),
                 key=lambda kg: kg[1],
             )
         return st.best_k, st.gain
@@ -170,7 +208,7 @@ class DraftPolicy:
             st.interval = _PROBE_START if accepted else min(st.interval * 2, _PROBE_MAX)
 
     def decode_timed(self, n_tokens: int, seconds: float) -> None:
-        """A main-model decode of `n_tokens` took `seconds`: refine `alpha`."""
+        """A main-model decode of `n_tokens` took `seconds`: refine the batch cost."""
         if seconds <= 0 or not self.measure:
             return
         if n_tokens == 1:
@@ -179,15 +217,21 @@ class DraftPolicy:
             self._batches_since_single = 0
             return
         self._batches_since_single += 1
-        if self._t1 is None:
+        self._batches.append((n_tokens, seconds))
+        if self._t1 is None or len(self._batches) < 3:
             return
-        self._alphas.append(min(max((seconds / self._t1 - 1.0) / (n_tokens - 1), 0.0), 2.0))
-        if len(self._alphas) >= 3:
-            alpha = statistics.median(self._alphas)
-            if abs(alpha - self.alpha) > 0.01:
-                self.alpha = alpha
-                for st in self._sources.values():
-                    st.best_k = -1
+        by_size: dict[int, list[float]] = {}
+        for n, secs in self._batches:
+            by_size.setdefault(n, []).append(secs)
+        points = {
+            n: (min(max(statistics.median(xs) / self._t1 - 1.0, 0.0), 2.0 * (n - 1)), len(xs))
+            for n, xs in by_size.items()
+        }
+        overhead, alpha = fit_batch_cost(points, self._prior_alpha)
+        if abs(alpha - self.alpha) > 0.01 or abs(overhead - self.overhead) > 0.01:
+            self.alpha, self.overhead = alpha, overhead
+            for st in self._sources.values():
+                st.best_k = -1
 
     def draft_timed(self, source: str, n_tokens: int, seconds: float) -> None:
         """Drafting `n_tokens` from `source` took `seconds` (a draft model's own steps)."""

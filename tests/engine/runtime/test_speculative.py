@@ -19,6 +19,7 @@ from hanlin.engine.chat.stream import ChatMessage, ChatSession, stream_chat
 from hanlin.engine.chat.template import ChatPrompter
 from hanlin.engine.core.cancel import CancelToken
 from hanlin.engine.models.catalog import Sampling
+from hanlin.engine.runtime.draft_policy import fit_batch_cost
 from hanlin.engine.runtime.loader import LoadedModel, LoadOptions, load_model
 from hanlin.engine.runtime.session import build_sampler
 from hanlin.engine.runtime.speculative import (
@@ -434,3 +435,34 @@ def test_policy_keeps_measuring_a_single_step() -> None:
         policy.decode_timed(k + 1, 0.010 * (1 + 0.3 * k))  # a batch of k drafts, or one token
     assert 0 < lengths.count(0) <= 100 // 32 + 2
     assert 0.2 < policy.alpha < 0.4  # measured: 0.3
+
+
+def test_batch_cost_is_a_fixed_part_and_a_per_token_part() -> None:
+    """A CPU as measured (SmolLM2, 2 EPYC cores): a batch of 2 costs 2.1 single steps, one
+    of 17 costs 7.4 — a fixed cost of leaving the single-token path plus ~0.38 a token.
+    One cost per token (1.1 from the batches of 2) would forbid every long draft."""
+    t1 = 0.0063
+    measured = {2: 2.12, 5: 3.26, 9: 4.42, 17: 7.43}  # batch size -> steps
+    policy = DraftPolicy(backend="cpu")
+    for _ in range(8):
+        policy.decode_timed(1, t1)
+        for n, steps in measured.items():
+            policy.decode_timed(n, t1 * steps)
+    assert 0.6 < policy.overhead < 1.0
+    assert 0.3 < policy.alpha < 0.45
+    for n, steps in measured.items():
+        predicted = 1 + policy.overhead + policy.alpha * (n - 1)
+        assert abs(predicted - steps) / steps < 0.15
+
+    # only probes of one token were ever timed: the prior decides the split, and a source
+    # that copies nearly always is still worth a long draft
+    probed = DraftPolicy(backend="cpu")
+    for _ in range(10):
+        probed.decode_timed(1, t1)
+        probed.decode_timed(2, t1 * 2.12)
+    assert probed.overhead > 0.3
+    assert probed.alpha < 0.8
+    for _ in range(10):
+        probed.record("lookup:run", 16, 16)
+    assert probed.length("lookup:run") >= 8
+    assert fit_batch_cost({}, 0.5) == (0.0, 0.5)
