@@ -65,6 +65,22 @@ ServiceState = str  # "idle" | "loading" | "ready" | "failed"
 #: share of a request's time budget it may wait for a running prefetch of exactly it (which
 #: then answers with what it has); the rest is left for computing the answer otherwise
 JOIN_SHARE = 0.5
+#: the full prompt behind a small-window answer is evaluated once typing pauses this long:
+#: evaluating it swaps the window's KV cells out, and between keystrokes of a burst (~150
+#: ms apart) it would only get ~50 tokens done while the next keystroke had to read its
+#: window again (~150 tokens, ~0.4 s on SmolLM2, 2 cores) instead of the few new ones
+WARM_AFTER_PAUSE_S = 0.4
+
+
+def _after_pause(task: Callable[[CancelToken], object]) -> Callable[[CancelToken], object]:
+    """`task`, run only if no request cancels it within `WARM_AFTER_PAUSE_S`."""
+
+    def run(token: CancelToken) -> object:
+        if token.wait(WARM_AFTER_PAUSE_S):
+            return None
+        return task(token)
+
+    return run
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,8 +360,8 @@ class CompletionService:
             then: list[tuple[str, Callable[[CancelToken], object]]] = []
             if after is not None and warm is not None:
                 # then the full prompt after it (a prefetch from the window leaves it cold;
-                # after a full-prompt prefetch this costs a token)
-                then.append(("warm-after", lambda token: warm(after, cancel=token)))
+                # after a full-prompt prefetch this costs a token), once the user pauses
+                then.append(("warm-after", _after_pause(lambda token: warm(after, cancel=token))))
             # a prefetch for the same request already running goes on (submit says False)
             self.idle.submit(
                 "prefetch",
@@ -354,7 +370,7 @@ class CompletionService:
                 then=then,
             )
         elif result.small_window and warm is not None:
-            self.idle.submit("warm", lambda token: warm(request, cancel=token))
+            self.idle.submit("warm", _after_pause(lambda token: warm(request, cancel=token)))
 
     def warm(self, request: CompletionRequest) -> bool:
         """Evaluate `request`'s prompt in idle time (a file opened or focused, a cursor jump).

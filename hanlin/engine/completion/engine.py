@@ -392,6 +392,8 @@ class CompletionEngine:
         #: the full prompt's KV cells while the cache holds a small window (put back lazily)
         self._parked: KvPark | None = None
         self._window: _WindowMemo | None = None
+        #: the KV cache holds a small window (not a prefix of the full prompt)
+        self._kv_holds_window = False
         #: saved KV states on disk (engine/runtime/kv_state_store.py): warm after a restart
         self.kv_store = kv_store
         self._saved_at = 0
@@ -592,6 +594,8 @@ class CompletionEngine:
                 run = None
                 if prefetch and window is not None:
                     run = self._prefetch_window(prompt, request, multiline, cancel, started, window)
+                if run is None and not prefetch:
+                    run = self._keep_window(prompt, request, multiline, cancel, started)
                 if run is None:
                     self._unpark()
                     if not self.model.session.tokens:  # a fresh start: a saved state may be there
@@ -745,6 +749,7 @@ class CompletionEngine:
     def _reuse(self, tokens: Sequence[int]) -> tuple[int, int]:
         """Make the KV cache a prefix of `tokens` (prefix + shifted reuse): (cached, shifted)."""
         session = self.model.session
+        self._kv_holds_window = False
         if not self.kv_reuse:
             session.truncate(0)
             return 0, 0
@@ -871,7 +876,23 @@ class CompletionEngine:
                 run.gen = self._generate(prompt, request, multiline, cancel, started, must_answer)
                 return run
         run.evaluated = pos - cached
-        # The full prompt does not fit: answer from the lines nearest the cursor.
+        return self._answer_from_window(run, request, multiline, cancel, started, todo)
+
+    def _answer_from_window(
+        self,
+        run: _Run,
+        request: CompletionRequest,
+        multiline: bool,
+        cancel: CancelToken,
+        started: float,
+        todo: int,
+    ) -> _Run:
+        """The full prompt (`todo` tokens not cached) does not fit: answer from the lines
+        nearest the cursor."""
+        tokens_total = run.prompt_tokens
+        budget = float(request.time_budget_ms)
+        prompt_budget = min(float(request.t_max_prompt_ms or budget), budget)
+        must_answer = self._empty_streak >= EMPTY_STREAK_LIMIT
         elapsed = (time.perf_counter() - started) * 1000
         window_ms = max(0.0, min(prompt_budget, budget - self._gen_reserve_ms(request)) - elapsed)
         # at most WINDOW_SHARE of what is left: the answer comes sooner, and the idle time
@@ -884,6 +905,7 @@ class CompletionEngine:
             window.tokens, keep, cancel, None, self._chunk_for(window_ms / 2, PROMPT_CHUNK)
         )
         run.evaluated += reached - keep
+        run.cached = max(run.cached, keep)
         run.gen = self._generate(window, request, multiline, cancel, started, must_answer)
         self._window = _WindowMemo(
             self._cache_header(request, multiline), multiline, request.prefix, limits
@@ -891,12 +913,45 @@ class CompletionEngine:
         run.small_window = True
         estimate = self.speed.prompt_ms(todo) or 0.0
         run.note = (
-            f"the full prompt ({len(tokens)} tokens, {todo} not cached) needs ~{estimate:.0f} ms"
+            f"the full prompt ({tokens_total} tokens, {todo} not cached) needs ~{estimate:.0f} ms"
             f", over the "
             f"{request.time_budget_ms} ms budget: answered from the {len(window.tokens)}-token "
             "window around the cursor; the rest is evaluated in idle time"
         )
         return run
+
+    def _keep_window(
+        self,
+        prompt: FimPrompt,
+        request: CompletionRequest,
+        multiline: bool,
+        cancel: CancelToken,
+        started: float,
+    ) -> _Run | None:
+        """While the KV holds the last small window (the full prompt's evaluated part, if
+        any, parked) and the full prompt still does not fit the budget, answer from the
+        window without swapping the full prompt in and out: the window's cells are reused,
+        so a keystroke on the same line reads only its new characters. None: the full
+        prompt is worth putting back (or no window was answered from yet)."""
+        parked = self._parked
+        if (parked is None and self._window is None) or not request.small_window:
+            return None
+        if not self.kv_reuse:
+            return None
+        session = self.model.session
+        tokens = prompt.tokens
+        full_kv = parked.tokens if parked is not None else session.tokens
+        todo = len(tokens) - session.common_prefix(full_kv, tokens)
+        estimate = self.speed.prompt_ms(todo)
+        if estimate is None:
+            return None
+        budget = float(request.time_budget_ms)
+        prompt_budget = min(float(request.t_max_prompt_ms or budget), budget)
+        allowed = min(prompt_budget, budget - self._gen_reserve_ms(request))
+        if (time.perf_counter() - started) * 1000 + estimate <= allowed:
+            return None
+        run = _Run(cached=0, shifted=0, prompt_tokens=len(tokens))
+        return self._answer_from_window(run, request, multiline, cancel, started, todo)
 
     def _window_prompt(
         self, request: CompletionRequest, multiline: bool, cap: int
@@ -931,10 +986,16 @@ class CompletionEngine:
         """
         session = self.model.session
         keep = session.common_prefix(session.tokens, tokens)
-        if self._parked is None and self.kv_reuse and len(session.tokens) > keep:
+        if (
+            self._parked is None
+            and self.kv_reuse
+            and not self._kv_holds_window  # another window is not worth parking
+            and len(session.tokens) > keep
+        ):
             park = KvPark(session)
             if park.take():
                 self._parked = park
+        self._kv_holds_window = True
         return session.truncate(min(keep, len(tokens) - 1))
 
     def _unpark(self) -> None:
@@ -942,6 +1003,7 @@ class CompletionEngine:
         park, self._parked = self._parked, None
         if park is not None:
             park.restore()
+            self._kv_holds_window = False
 
     def _note_eta(self, cancel: CancelToken, todo: int) -> None:
         """Tell a request that may join this idle work when its prompt will be evaluated

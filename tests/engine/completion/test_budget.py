@@ -8,57 +8,19 @@ cores need.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator
 
 import pytest
 
 from hanlin.engine.completion import engine as engine_mod
-from hanlin.engine.completion.budget import SpeedMeter
 from hanlin.engine.completion.engine import CompletionEngine, CompletionRequest
-from hanlin.engine.core.cancel import CancelToken
 from hanlin.engine.runtime.loader import LoadedModel, LoadOptions, load_model
+from tests.support.completion_budget import CancelAfter, FixedSpeed, big_file
 
 pytestmark = pytest.mark.slow
 
 
-def _big_file() -> tuple[str, str]:
-    import asyncio.base_events as source_module
-
-    text = "\n".join(inspect.getsource(source_module).split("\n")[120:230])
-    cut = text.rindex("\n    def ") + len("\n    def ") + 4
-    return text[:cut], text[cut:]
-
-
-PREFIX, SUFFIX = _big_file()
-
-
-class FixedSpeed(SpeedMeter):
-    """A speed meter that always says the same: the budget decisions become deterministic."""
-
-    def __init__(self, prompt_ms: float, decode_ms: float = 1.0) -> None:
-        super().__init__(prompt_ms, decode_ms)
-
-    def prompt_measured(self, tokens: int, seconds: float) -> None:
-        pass
-
-    def decode_measured(self, tokens: int, seconds: float) -> None:
-        pass
-
-
-class CancelAfter(CancelToken):
-    """Cancelled from its n-th check on (a deterministic interruption of idle work)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit, self.checks = limit, 0
-
-    @property
-    def cancelled(self) -> bool:  # type: ignore[override]
-        self.checks += 1
-        if self.checks >= self.limit:
-            self.cancel("a real request")
-        return super().cancelled
+PREFIX, SUFFIX = big_file()
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +43,29 @@ def _request(budget_ms: int, **kwargs: object) -> CompletionRequest:
     kwargs.setdefault("suffix", SUFFIX)
     kwargs.setdefault("max_tokens", 16)
     return CompletionRequest(time_budget_ms=budget_ms, **kwargs)  # type: ignore[arg-type]
+
+
+def test_keystrokes_on_a_line_reuse_the_small_window(smol: LoadedModel) -> None:
+    """While the full prompt does not fit, the KV keeps the last window: the next keystroke
+    on the line reads only its new characters (the parked full prompt is not swapped in
+    and out), and the window can grow to its widest for the price of the new lines."""
+    engine = _engine(smol, response_cache=False)
+    engine.speed = FixedSpeed(prompt_ms=3.0)
+    first = engine.complete(_request(500))
+    assert first.small_window and first.tokens_evaluated > 20
+    parked = engine._parked.held if engine._parked is not None else 0
+    for typed in ("r", "re", "ret"):
+        nxt = engine.complete(_request(500, prefix=PREFIX + typed))
+        assert nxt.small_window
+        assert nxt.tokens_evaluated <= 4, nxt
+        assert nxt.tokens_cached >= first.tokens_evaluated - 4
+    # what the full prompt had evaluated is still parked, untouched (a window is never
+    # parked in its place)
+    assert (engine._parked.held if engine._parked is not None else 0) == parked
+    # once it is warmed, the full prompt answers again
+    engine.warm(_request(500, prefix=PREFIX + "ret"))
+    full = engine.complete(_request(500, prefix=PREFIX + "retu"))
+    assert not full.small_window and full.tokens_evaluated <= 8
 
 
 def test_cold_prompt_is_answered_from_the_small_window_then_warmed(smol: LoadedModel) -> None:

@@ -7,56 +7,19 @@ budget decisions (full prompt or small window) are deterministic.
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from hanlin.engine.completion.budget import SpeedMeter
 from hanlin.engine.completion.engine import CompletionEngine, CompletionRequest
 from hanlin.engine.completion.idle import IdleToken, IdleWorker
 from hanlin.engine.core.cancel import CancelToken
 from hanlin.engine.runtime.loader import LoadedModel, LoadOptions, load_model
+from tests.support.completion_budget import CancelAfter, FixedSpeed, big_file
 
-
-def _big_file() -> str:
-    import asyncio.base_events as source_module
-
-    text = "\n".join(inspect.getsource(source_module).split("\n")[120:230])
-    return text[: text.rindex("\n    def ") + len("\n    def ") + 4]
-
-
-PREFIX = _big_file()
-
-
-class FixedSpeed(SpeedMeter):
-    """Always the same speed: 3 ms a prompt token makes the ~900-token prompt miss 500 ms."""
-
-    def __init__(self, prompt_ms: float = 3.0, decode_ms: float = 1.0) -> None:
-        super().__init__(prompt_ms, decode_ms)
-
-    def prompt_measured(self, tokens: int, seconds: float) -> None:
-        pass
-
-    def decode_measured(self, tokens: int, seconds: float) -> None:
-        pass
-
-
-class CancelAfter(CancelToken):
-    """Cancelled from its n-th check on (a deterministic interruption of idle work)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit, self.checks = limit, 0
-
-    @property
-    def cancelled(self) -> bool:  # type: ignore[override]
-        self.checks += 1
-        if self.checks >= self.limit:
-            self.cancel("a real request")
-        return super().cancelled
+PREFIX = big_file()[0]
 
 
 @pytest.fixture(scope="module")
