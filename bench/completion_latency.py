@@ -327,9 +327,9 @@ class Slices:
     Interleaving puts every server under the same load, but one server's background
     work (Hanlin's warm-up and prefetch, the peer's speculative requests) must neither
     slow down another's measured request nor get unlimited free time while the other
-    works. So a server runs only during its own actions: its request, then
-    `think_s` on its own (the user's pause before the next key), and each pause of
-    the script (`Idle`) in turn, alone.
+    works. So a server runs only while it replays a script: its requests, `think_s`
+    on its own after each (the user's pause before the next key), and each pause of
+    the script (`Idle`), alone; the servers take turns script by script.
     """
 
     def __init__(self, editors: Sequence[Editor], think_s: float = KEY_INTERVAL_S) -> None:
@@ -358,15 +358,26 @@ class Slices:
             self._set(e, True)
 
 
+#: scripts replayed so far: which server goes first alternates from one to the next
+_REPLAYS = itertools.count()
+
+
 def replay(
     editors: Sequence[Editor], script: Sequence[Step], file: str, pattern: str, slices: Slices
 ) -> dict[str, list[Sample]]:
-    """Each action goes to every editor in turn (alternating order), each in its own slice."""
+    """The whole script on each editor in turn (the first one alternates between scripts),
+    each alone while it replays.
+
+    Not keystroke by keystroke in turn: a suspended server's clocks run on, so every
+    keystroke would arrive after what looks to it like a long pause (the other server's
+    request) — its idle work (a warm-up waiting for a pause in typing) would start at
+    every key, which a user typing steadily never causes.
+    """
     out: dict[str, list[Sample]] = defaultdict(list)
-    for n, step in enumerate(script):
-        order = editors if n % 2 == 0 else list(reversed(editors))
-        for e in order:
-            slices.only(e)
+    order = list(editors) if next(_REPLAYS) % 2 == 0 else list(reversed(editors))
+    for e in order:
+        slices.only(e)
+        for step in script:
             if isinstance(step, Idle):
                 e.idle(step.seconds)
                 time.sleep(step.seconds)
