@@ -804,6 +804,13 @@ class CompletionEngine:
             return share
         return min(share, per * min(GEN_RESERVE_TOKENS, max(1, request.max_tokens)))
 
+    def _prompt_allowance(self, request: CompletionRequest) -> tuple[float, float]:
+        """(the prompt's own cap, the time the prompt may take leaving room to generate),
+        in ms from the request's start."""
+        budget = float(request.time_budget_ms)
+        prompt_budget = min(float(request.t_max_prompt_ms or budget), budget)
+        return prompt_budget, min(prompt_budget, budget - self._gen_reserve_ms(request))
+
     def _run(
         self,
         prompt: FimPrompt,
@@ -818,9 +825,8 @@ class CompletionEngine:
         measured speed), else the small window around the cursor."""
         tokens = prompt.tokens
         budget = float(request.time_budget_ms)
-        prompt_budget = min(float(request.t_max_prompt_ms or budget), budget)
+        prompt_budget, allowed = self._prompt_allowance(request)
         must_answer = self._empty_streak >= EMPTY_STREAK_LIMIT
-        allowed = min(prompt_budget, budget - self._gen_reserve_ms(request))
         if not request.small_window:
             cached, shifted = self._reuse(tokens)
             if idle:
@@ -890,11 +896,9 @@ class CompletionEngine:
         """The full prompt (`todo` tokens not cached) does not fit: answer from the lines
         nearest the cursor."""
         tokens_total = run.prompt_tokens
-        budget = float(request.time_budget_ms)
-        prompt_budget = min(float(request.t_max_prompt_ms or budget), budget)
         must_answer = self._empty_streak >= EMPTY_STREAK_LIMIT
         elapsed = (time.perf_counter() - started) * 1000
-        window_ms = max(0.0, min(prompt_budget, budget - self._gen_reserve_ms(request)) - elapsed)
+        window_ms = max(0.0, self._prompt_allowance(request)[1] - elapsed)
         # at most WINDOW_SHARE of what is left: the answer comes sooner, and the idle time
         # before the next keystroke goes to the full prompt
         window_ms *= WINDOW_SHARE
@@ -934,9 +938,8 @@ class CompletionEngine:
         so a keystroke on the same line reads only its new characters. None: the full
         prompt is worth putting back (or no window was answered from yet)."""
         parked = self._parked
-        if (parked is None and self._window is None) or not request.small_window:
-            return None
-        if not self.kv_reuse:
+        no_window = parked is None and self._window is None
+        if no_window or not request.small_window or not self.kv_reuse:
             return None
         session = self.model.session
         tokens = prompt.tokens
@@ -945,10 +948,7 @@ class CompletionEngine:
         estimate = self.speed.prompt_ms(todo)
         if estimate is None:
             return None
-        budget = float(request.time_budget_ms)
-        prompt_budget = min(float(request.t_max_prompt_ms or budget), budget)
-        allowed = min(prompt_budget, budget - self._gen_reserve_ms(request))
-        if (time.perf_counter() - started) * 1000 + estimate <= allowed:
+        if (time.perf_counter() - started) * 1000 + estimate <= self._prompt_allowance(request)[1]:
             return None
         run = _Run(cached=0, shifted=0, prompt_tokens=len(tokens))
         return self._answer_from_window(run, request, multiline, cancel, started, todo)
