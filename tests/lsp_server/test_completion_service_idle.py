@@ -3,39 +3,15 @@ on request, and real requests interrupting idle work."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from hanlin.engine.completion.engine import CompletionRequest
 from hanlin.engine.core.cancel import CancelToken
-from hanlin.lsp_server.completion_service import CompletionService, LoadSpec
+from hanlin.lsp_server.completion_service import CompletionService
 
 pytestmark = pytest.mark.slow
 
 PREFIX = "".join(f"total_{i} = price_{i} * quantity_{i}\n" for i in range(30)) + "total_30 = "
-
-
-@pytest.fixture
-def service(smollm2_path: Path) -> Iterator[CompletionService]:
-    svc = CompletionService()
-    done = threading.Event()
-    errors: list[object] = []
-
-    def on_done(error: object) -> None:
-        errors.append(error)
-        done.set()
-
-    svc.start_loading(
-        LoadSpec(model=str(smollm2_path), context_length=2048, threads=1),
-        on_progress=lambda p: None,
-        on_done=on_done,
-    )
-    assert done.wait(120) and errors == [None]
-    yield svc
-    svc.close()
 
 
 def _request(prefix: str = PREFIX) -> CompletionRequest:

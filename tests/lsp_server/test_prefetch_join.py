@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,31 +16,11 @@ import pytest
 from hanlin.engine.completion.engine import CompletionRequest, CompletionResult
 from hanlin.engine.completion.idle import IdleToken
 from hanlin.engine.core.cancel import CancelToken
-from hanlin.lsp_server.completion_service import JOIN_SHARE, CompletionService, LoadSpec
+from hanlin.lsp_server.completion_service import JOIN_SHARE, CompletionService
 
 pytestmark = pytest.mark.slow
 
 PREFIX = "".join(f"total_{i} = price_{i} * quantity_{i}\n" for i in range(30)) + "total_30 = "
-
-
-@pytest.fixture
-def service(smollm2_path: Path) -> Iterator[CompletionService]:
-    svc = CompletionService()
-    done = threading.Event()
-    errors: list[object] = []
-
-    def on_done(error: object) -> None:
-        errors.append(error)
-        done.set()
-
-    svc.start_loading(
-        LoadSpec(model=str(smollm2_path), context_length=2048, threads=1),
-        on_progress=lambda p: None,
-        on_done=on_done,
-    )
-    assert done.wait(120) and errors == [None]
-    yield svc
-    svc.close()
 
 
 def _request(prefix: str = PREFIX, budget_ms: int = 600_000) -> CompletionRequest:

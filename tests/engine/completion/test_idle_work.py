@@ -12,6 +12,7 @@ from hanlin.engine.completion.engine import CompletionEngine, CompletionRequest
 from hanlin.engine.completion.idle import IdleWorker
 from hanlin.engine.core.cancel import CancelToken
 from hanlin.engine.runtime.loader import LoadedModel, LoadOptions, load_model
+from tests.support.completion_budget import CancelAfter
 
 # Repetitive code: what the user types next is mostly in the document already.
 REPETITIVE = "".join(
@@ -66,18 +67,6 @@ def test_prefetch_stops_when_a_real_request_comes(smol: LoadedModel) -> None:
     token.cancel("a keystroke")
     assert engine.prefetch(_request(), "width(self):", cancel=token) is None
     assert engine.totals.prefetches == 0
-
-    class CancelAfter(CancelToken):
-        def __init__(self, limit: int) -> None:
-            super().__init__()
-            self.limit, self.checks = limit, 0
-
-        @property
-        def cancelled(self) -> bool:  # type: ignore[override]
-            self.checks += 1
-            if self.checks >= self.limit:
-                self.cancel("a keystroke")
-            return super().cancelled
 
     # interrupted mid-way: no result, and not counted as a cancelled user request
     midway = CancelAfter(4)
