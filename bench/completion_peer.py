@@ -23,8 +23,10 @@ Modelled on llama.vscode's `src/completion.ts`, `src/llama-server.ts` and
   ring once a second when no completion started in the last 3 s, each time followed by
   an `n_predict: 0` request that evaluates the ring on the server.
 
-What is matched to Hanlin, not llama.vscode's defaults: `n_predict` and the stop rule
-(one line where Hanlin wants one line: `stop: ["\\n"]`), and the time budget
+What is matched to Hanlin, not llama.vscode's defaults: `n_predict` and the stop rules
+(one line where Hanlin wants one line: `stop: ["\\n"]`; a multi-line answer cut where
+Hanlin's stops, at the end of the cursor's block, on top of llama-server's `n_indent`
+rule, sent to `/completion` too), and the time budget
 (`t_max_predict_ms`). The server runs with `--cache-reuse 256`, one slot, the same
 threads and context. A model without FIM tokens (SmolLM2) cannot `/infill`: the peer
 then sends `/completion` with the prompt text Hanlin's prefix-only template builds
@@ -48,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.completion_patterns import Answer, Editor
+from hanlin.engine.completion.filters import FILTERS
+from hanlin.engine.completion.filters.base import FilterContext, wants_multiline
 
 __all__ = ["LlamaServer", "VscodePeer"]
 
@@ -134,6 +138,20 @@ class LlamaServer:
 
 def _key(prefix: str, suffix: str, prompt: str) -> str:
     return hashlib.sha256(f"{prefix}|{suffix}|{prompt}".encode()).hexdigest()
+
+
+def _stop_at_block_end(text: str, prefix: str, suffix: str) -> str:
+    """Hanlin's multi-line stop rule, applied to the peer's answer (same stop rules).
+
+    llama-server stops a line indented less than `n_indent`; Hanlin also stops at the end
+    of a block the cursor line opened, at a blank line on the top level, and where lines
+    start repeating (its `_block_done`). Those it cannot do on the server, so the cut is
+    made here: the peer's answers are then as long as Hanlin's would be, not longer.
+    """
+    ctx = FilterContext(prefix=prefix, suffix=suffix, multiline=True)
+    for name in ("limit_scope_by_indentation", "remove_repetitive_lines"):
+        text = FILTERS[name](text, ctx)
+    return text
 
 
 def remove_trailing_new_lines(lines: list[str]) -> list[str]:
@@ -279,6 +297,7 @@ class VscodePeer(Editor):
         info: dict[str, Any] = {}
         completion = self._cached(input_prefix, input_suffix, prompt)
         cached = completion is not None
+        multiline = wants_multiline(input_prefix + prompt, input_suffix)
         if not cached:
             self.last_start = time.monotonic()
             try:
@@ -286,6 +305,9 @@ class VscodePeer(Editor):
             except urllib.error.HTTPError as exc:  # e.g. a prompt over the context: no hint
                 return "", {"error": f"HTTP {exc.code}", "fromCache": False}
             completion = reply.get("content", "")
+            if multiline:
+                whole_prefix = "\n".join([*doc[:row], line_prefix])
+                completion = _stop_at_block_end(completion, whole_prefix, input_suffix)
             timings = reply.get("timings", {})
             info = {
                 "tokensEvaluated": timings.get("prompt_n"),
@@ -349,6 +371,8 @@ class VscodePeer(Editor):
         except (urllib.error.URLError, OSError):  # HTTPError is a URLError
             return
         content = reply.get("content", "")
+        if wants_multiline(future_prefix + future_prompt, input_suffix):
+            content = _stop_at_block_end(content, future_prefix + future_prompt, input_suffix)
         if content.strip():
             self._put(key, "\n".join(remove_trailing_new_lines(content.split("\n"))))
 
@@ -373,8 +397,6 @@ class VscodePeer(Editor):
                 self.cache.popitem(last=False)
 
     def _fim(self, input_prefix: str, input_suffix: str, prompt: str, nindent: int) -> dict:
-        from hanlin.engine.completion.filters.base import wants_multiline
-
         with self._lock:
             chunks = list(self.chunks)
         multiline = wants_multiline(input_prefix + prompt, input_suffix)
@@ -386,6 +408,8 @@ class VscodePeer(Editor):
         }
         if not multiline:
             body["stop"] = ["\n"]
+        if nindent:
+            body["n_indent"] = nindent  # llama.vscode sends it with every request
         if self.server.fim:
             body.update(
                 input_prefix=input_prefix,
@@ -393,8 +417,6 @@ class VscodePeer(Editor):
                 input_extra=chunks,
                 prompt=prompt,
             )
-            if nindent:
-                body["n_indent"] = nindent
             return self.server.post("/infill", body)
         body["samplers"] = ["top_k", "top_p"]
         body["prompt"] = self._prefix_only_prompt(chunks, input_prefix + prompt)

@@ -11,6 +11,7 @@ function or class, though it rarely makes the asked-for change: a 135M model); a
 model copies more faithfully, so these are a fair, not a flattering, sample.
 
     python -m bench.speculative_edits [--model X.gguf] [--rounds 5]   # these rows alone
+    python -m bench.speculative_edits --as-type Q8_0   # SmolLM2's weights as Q8_0
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import argparse
 import statistics
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from bench.requantized import FTYPES, requantized
 
 CLASS = """class Stack:
     def __init__(self):
@@ -204,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="GGUF (default: SmolLM2-135M)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--as-type",
+        choices=sorted(FTYPES),
+        help="measure the model requantized to this type (bench/requantized.py)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HANLIN_HOME", tempfile.mkdtemp(prefix="hanlin-bench-"))
     from bench.chat_throughput import smollm2_path
@@ -211,9 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     from hanlin.engine.runtime.loader import LoadOptions, load_model
 
     threads = args.threads or detect_hardware().physical_cores
-    model = load_model(
-        args.model or smollm2_path(), options=LoadOptions(n_ctx=4096, threads=threads)
-    )
+    path = Path(args.model) if args.model else smollm2_path()
+    if args.as_type:
+        path = requantized(path, args.as_type)
+    model = load_model(path, options=LoadOptions(n_ctx=4096, threads=threads))
     warm_up(model)
     res = EditResults()
     for i in range(args.rounds):

@@ -22,6 +22,7 @@ from bench.completion_peer import (
     LlamaServer,
     VscodePeer,
     _key,
+    _stop_at_block_end,
     should_discard,
     update_suggestion,
 )
@@ -134,6 +135,16 @@ def test_peer_rules_follow_llama_vscode() -> None:
     assert peer._cached("P", "S", "ab") == "cdef"
     assert peer._cached("P", "S", "abcd") == "ef", "typing through a cached hint hits"
     assert peer._cached("P", "S", "abx") is None
+
+
+def test_peer_answers_stop_where_hanlins_would() -> None:
+    prefix = "def f(x):\n    if x:"
+    answer = "\n        return 1\n    return 2\n\ndef g():\n    pass"
+    # the block the cursor line opened ends at its own indentation: the rest is cut
+    assert _stop_at_block_end(answer, prefix, "\n") == "\n        return 1"
+    # inside a body, a dedent below the cursor line ends it (llama-server's n_indent)
+    body = "\n    y = 2\n    return y\nprint(f(1))"
+    assert _stop_at_block_end(body, "def f(x):\n    x += 1", "\n") == "\n    y = 2\n    return y"
 
 
 @pytest.mark.slow
