@@ -41,6 +41,7 @@ import llama_cpp
 
 from hanlin.engine.core.cancel import NEVER_CANCELLED, CancelToken
 from hanlin.engine.core.errors import GenerationError, ModelLoadError
+from hanlin.engine.runtime.compute_thread import run_compute
 from hanlin.engine.runtime.session import Sampler
 
 if TYPE_CHECKING:
@@ -324,7 +325,7 @@ class BatchDecoder:
         if n == 0:
             return
         batch.n_tokens = n
-        rc = llama_cpp.llama_decode(self._ctx, batch)
+        rc = run_compute(llama_cpp.llama_decode, self._ctx, batch)  # one OpenMP team
         if rc != 0:
             self._decode_failed(active, rc)
             return

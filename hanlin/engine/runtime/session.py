@@ -35,6 +35,7 @@ import llama_cpp
 
 from hanlin.engine.core.cancel import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback
 from hanlin.engine.core.errors import Cancelled, GenerationError
+from hanlin.engine.runtime.compute_thread import run_compute
 
 if TYPE_CHECKING:
     from hanlin.engine.runtime.speculative import Speculator
@@ -375,7 +376,7 @@ class LlamaSession:
                 self._all_logits = (ctypes.c_int8 * size)(*([1] * size))
             batch.logits = self._all_logits
         self.decode_calls += 1
-        rc = llama_cpp.llama_decode(self.ctx, batch)
+        rc = run_compute(llama_cpp.llama_decode, self.ctx, batch)  # one OpenMP team
         if rc != 0:
             # The cache may hold part of the batch now; start clean next time.
             self.reset()
