@@ -625,7 +625,11 @@ def run_model(args: argparse.Namespace, model: str, corpus: list[CorpusFile]) ->
             server.start()
             editors.append(
                 VscodePeer(
-                    server, n_predict=args.max_tokens, budget_ms=args.budget_ms, seed=args.seed
+                    server,
+                    n_predict=args.max_tokens,
+                    budget_ms=args.budget_ms,
+                    seed=args.seed,
+                    infill_sampler=not path.name.startswith("shaped-"),
                 )
             )
         print(

@@ -30,7 +30,9 @@ rule, sent to `/completion` too), and the time budget
 (`t_max_predict_ms`). The server runs with `--cache-reuse 256`, one slot, the same
 threads and context. A model without FIM tokens (SmolLM2) cannot `/infill`: the peer
 then sends `/completion` with the prompt text Hanlin's prefix-only template builds
-(the ring's chunks as comment-headed text, then the windowed prefix).
+(the ring's chunks as comment-headed text, then the windowed prefix). On the shaped
+random-weight models the `infill` sampler is left out (it would end every answer at its
+first token: see `VscodePeer`).
 """
 
 from __future__ import annotations
@@ -217,10 +219,23 @@ class VscodePeer(Editor):
     name = "llama-server (llama.vscode)"
 
     def __init__(
-        self, server: LlamaServer, *, n_predict: int, budget_ms: int, seed: int = 0
+        self,
+        server: LlamaServer,
+        *,
+        n_predict: int,
+        budget_ms: int,
+        seed: int = 0,
+        infill_sampler: bool = True,
     ) -> None:
+        """`infill_sampler=False` for a random-weight model: llama-server's `infill` sampler
+        picks end-of-generation whenever the EOG tokens together outweigh the best other
+        token, which a flat random distribution always does, so every answer would be empty
+        (Hanlin has no such rule; without it both write until a stop rule or the budget)."""
         super().__init__()
         self.server, self.n_predict, self.budget_ms = server, n_predict, budget_ms
+        self.samplers = list(DEFAULT_PARAMS["samplers"])
+        if not infill_sampler:
+            self.samplers.remove("infill")
         self.cache: OrderedDict[str, str] = OrderedDict()
         self.chunks: list[dict[str, Any]] = []
         self.chunk_lines: list[list[str]] = []
@@ -403,6 +418,7 @@ class VscodePeer(Editor):
         body: dict[str, Any] = {
             "n_predict": self.n_predict,
             **DEFAULT_PARAMS,
+            "samplers": self.samplers,
             "t_max_prompt_ms": T_MAX_PROMPT_MS,
             "t_max_predict_ms": self.budget_ms,
         }
