@@ -63,7 +63,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from hanlin.engine.completion.budget import KvPark, SpeedMeter, window_limits
+from hanlin.engine.completion.budget import KvPark, SpeedMeter, WindowShelf, window_limits
 from hanlin.engine.completion.context_ring import ContextChunk
 from hanlin.engine.completion.filters import DEFAULT_FILTERS, FILTERS, postprocess
 from hanlin.engine.completion.filters.base import FilterContext, wants_multiline
@@ -76,7 +76,7 @@ from hanlin.engine.completion.fim import (
 )
 from hanlin.engine.completion.fim import detect_template as _detect_template
 from hanlin.engine.completion.idle import IdleToken
-from hanlin.engine.completion.kv_shift import DEFAULT_MIN_CHUNK, apply_shift
+from hanlin.engine.completion.kv_shift import DEFAULT_MIN_CHUNK, apply_shift, plan_shift
 from hanlin.engine.core.cancel import NEVER_CANCELLED, CancelToken
 from hanlin.engine.core.errors import Cancelled, GenerationError
 
@@ -115,6 +115,13 @@ GEN_SHARE = 0.35
 GEN_RESERVE_TOKENS = 12
 #: share of the prompt time left that the small window may use
 WINDOW_SHARE = 0.6
+#: a shelved window is put back when it shares this many more tokens with the new window
+#: than the KV cache does (and a window is shelved only when it holds that many more)
+SHELF_MIN_GAIN = 16
+#: the shortest cached run a small window shifts into place (its first line moved down, or
+#: a line above the cursor changed): windows are small, so shorter runs than the full
+#: prompt's `reuse_chunk` are worth keeping
+WINDOW_SHIFT_MIN = 16
 
 
 @dataclass
@@ -392,8 +399,11 @@ class CompletionEngine:
         #: the full prompt's KV cells while the cache holds a small window (put back lazily)
         self._parked: KvPark | None = None
         self._window: _WindowMemo | None = None
-        #: the KV cache holds a small window (not a prefix of the full prompt)
+        #: the KV cache holds a small window (not a prefix of the full prompt), of this file
         self._kv_holds_window = False
+        self._window_key: str | None = None
+        #: the small windows of the last files left, to put back on return (`_enter_window`)
+        self._shelf = WindowShelf()
         #: saved KV states on disk (engine/runtime/kv_state_store.py): warm after a restart
         self.kv_store = kv_store
         self._saved_at = 0
@@ -750,6 +760,7 @@ class CompletionEngine:
         """Make the KV cache a prefix of `tokens` (prefix + shifted reuse): (cached, shifted)."""
         session = self.model.session
         self._kv_holds_window = False
+        self._window_key = None
         if not self.kv_reuse:
             session.truncate(0)
             return 0, 0
@@ -904,7 +915,8 @@ class CompletionEngine:
         window_ms *= WINDOW_SHARE
         cap = max(MIN_CHUNK // 2, self.speed.tokens_within(window_ms, UNMEASURED_WINDOW_TOKENS))
         window, limits = self._window_prompt(request, multiline, cap)
-        keep = self._enter_window(window.tokens)
+        keep, shifted = self._enter_window(window.tokens, request.filename or "")
+        run.shifted += shifted
         reached = self._eval_range(
             window.tokens, keep, cancel, None, self._chunk_for(window_ms / 2, PROMPT_CHUNK)
         )
@@ -961,7 +973,6 @@ class CompletionEngine:
         line, the window of the last keystroke is still cached, so the widest window costs
         only the new characters: the answer gets 48 lines of context, not the 4 lines a
         cold cap allows."""
-        session = self.model.session
         lines = None
         prompt: FimPrompt | None = None
         limits = window_limits(self.limits)
@@ -970,40 +981,69 @@ class CompletionEngine:
                 window_limits(self.limits) if lines is None else window_limits(self.limits, lines)
             )
             prompt = self._build_prompt(request, multiline, limits)
-            todo = len(prompt.tokens) - session.common_prefix(session.tokens, prompt.tokens)
+            todo = len(prompt.tokens) - self._window_reusable(prompt.tokens)
             if todo <= cap or limits.prefix_lines <= 1:
                 break
             lines = max(1, limits.prefix_lines // 2)
         assert prompt is not None
         return prompt, limits
 
-    def _enter_window(self, tokens: Sequence[int]) -> int:
-        """Make the KV cache a prefix of the window prompt `tokens`; returns its length.
+    def _window_reusable(self, tokens: Sequence[int]) -> int:
+        """How many of a window prompt's `tokens` the cache or a shelved window holds."""
+        held = self.model.session.tokens
+        if not self.kv_reuse:
+            return 0
+        now = plan_shift(held, tokens, WINDOW_SHIFT_MIN).kept
+        return max(now, self._shelf.best_kept(tokens, WINDOW_SHIFT_MIN))
+
+    def _enter_window(self, tokens: Sequence[int], key: str) -> tuple[int, int]:
+        """Make the KV cache a prefix of the window prompt `tokens` (of file `key`);
+        returns its length and how many of those tokens were shifted into place.
 
         The full prompt's cells are parked first (kept until a call needs them, then put
         back by `_unpark`), so the window's cells stay cached for a prefetch or the next
-        window; a window already in the cache (the full prompt is parked) is reused.
+        window; a window already in the cache (the full prompt is parked) is reused. The
+        window of another file is shelved, and a shelved window that shares more with
+        `tokens` than the cache does is put back: typing in two files in turn re-reads
+        only what changed in each since.
         """
         session = self.model.session
-        keep = session.common_prefix(session.tokens, tokens)
-        if (
-            self._parked is None
-            and self.kv_reuse
-            and not self._kv_holds_window  # another window is not worth parking
-            and len(session.tokens) > keep
-        ):
+        if not self.kv_reuse:
+            self._kv_holds_window, self._window_key = True, key
+            return session.truncate(0), 0
+        keep = plan_shift(session.tokens, tokens, WINDOW_SHIFT_MIN).kept
+        shelved = self._shelf.take_best(tokens, keep + SHELF_MIN_GAIN, WINDOW_SHIFT_MIN)
+        if self._kv_holds_window:
+            leaving = self._window_key
+            if (
+                leaving is not None
+                and (leaving != key or shelved is not None)
+                and len(session.tokens) > keep + SHELF_MIN_GAIN
+            ):
+                self._shelf.shelve(session, leaving)
+        elif self._parked is None and len(session.tokens) > keep:
             park = KvPark(session)
             if park.take():
                 self._parked = park
+        if shelved is not None:
+            shelved.restore()  # an empty cache if llama.cpp refused: nothing is wrong
         self._kv_holds_window = True
-        return session.truncate(min(keep, len(tokens) - 1))
+        self._window_key = key
+        plan = apply_shift(session, tokens, WINDOW_SHIFT_MIN)  # the cache: a prefix of `tokens`
+        keep = session.truncate(len(tokens) - 1)
+        return keep, min(plan.shifted, keep)
 
     def _unpark(self) -> None:
-        """Put the parked full prompt back into the KV cache (the model's lock held)."""
+        """Put the parked full prompt back into the KV cache (the model's lock held); the
+        window it replaces is shelved."""
         park, self._parked = self._parked, None
         if park is not None:
+            session = self.model.session
+            if self._kv_holds_window and self._window_key is not None and session.tokens:
+                self._shelf.shelve(session, self._window_key)
             park.restore()
             self._kv_holds_window = False
+            self._window_key = None
 
     def _note_eta(self, cancel: CancelToken, todo: int) -> None:
         """Tell a request that may join this idle work when its prompt will be evaluated
@@ -1027,10 +1067,10 @@ class CompletionEngine:
         window = self._build_prompt(request, multiline, limits)
         full_kv = self._parked.tokens if self._parked is not None else session.tokens
         full_todo = len(prompt.tokens) - session.common_prefix(full_kv, prompt.tokens)
-        window_todo = len(window.tokens) - session.common_prefix(session.tokens, window.tokens)
+        window_todo = len(window.tokens) - self._window_reusable(window.tokens)
         if window_todo + MIN_CHUNK >= full_todo:
             return None
-        keep = self._enter_window(window.tokens)
+        keep, shifted = self._enter_window(window.tokens, request.filename or "")
         self._note_eta(cancel, len(window.tokens) - keep)
         chunk = self._chunk_for(IDLE_CHUNK_MS, IDLE_CHUNK, floor=8)
         reached = self._eval_range(window.tokens, keep, cancel, None, chunk, measure=False)
@@ -1038,6 +1078,7 @@ class CompletionEngine:
         run = _Run(
             evaluated=reached - keep,
             cached=keep,
+            shifted=shifted,
             prompt_tokens=len(prompt.tokens),
             small_window=True,
             note=(

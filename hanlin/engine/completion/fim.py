@@ -480,21 +480,30 @@ class PromptLimits:
 
 
 def window_prefix(prefix: str, limits: PromptLimits) -> str:
-    """The tail of `prefix` to use; its first line moves only every `prefix_step` lines."""
+    """The tail of `prefix` to use; its first line moves only every `prefix_step` lines.
+
+    A tail cut at a line keeps that line's leading line break: its first line is then
+    tokenized as it is inside the file ("\\n" and the indentation), so when the tail moves
+    down a line, the lines it shares with the cached one are the same tokens, which the
+    KV cache can shift into place instead of evaluating them again (engine/completion/
+    kv_shift.py).
+    """
     lines = prefix.split("\n")
     n = len(lines)
+    cut_lines = False
     if n > limits.prefix_lines:
         step = max(1, limits.prefix_step)
         start = n - limits.prefix_lines
         start = ((start + step - 1) // step) * step
         lines = lines[start:]
-    text = "\n".join(lines)
+        cut_lines = start > 0
+    text = ("\n" if cut_lines else "") + "\n".join(lines)
     if len(text) > limits.prefix_chars:
         # Cut in steps too (relative to the text's start), then at the next line break.
         step = max(1, limits.prefix_chars_step)
         cut = -(-(len(text) - limits.prefix_chars) // step) * step
         nl = text.find("\n", cut)
-        text = text[nl + 1 :] if 0 <= nl < len(text) - 1 else text[cut:]
+        text = text[nl:] if 0 <= nl < len(text) - 1 else text[cut:]
     return text
 
 

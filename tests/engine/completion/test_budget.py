@@ -164,3 +164,60 @@ def test_without_small_window_the_old_behaviour_stays(smol: LoadedModel) -> None
     assert "did not fit" in result.budget_note
     assert result.to_dict()["stopReason"] == "time"
     assert result.to_dict()["smallWindow"] is False
+
+
+def _second_file() -> tuple[str, str]:
+    """Another real file's prefix and suffix (asyncio/tasks.py), cut inside a function."""
+    import asyncio.tasks as source_module
+    import inspect
+
+    text = "\n".join(inspect.getsource(source_module).split("\n")[300:420])
+    cut = text.rindex("\n        ") + len("\n        ")
+    return text[:cut], text[cut:]
+
+
+def test_going_back_to_a_file_puts_its_window_back(smol: LoadedModel) -> None:
+    """Typing in two files in turn: each file's small window is shelved when the user
+    leaves it and put back on return, so a visit re-reads only what changed there."""
+    engine = _engine(smol, response_cache=False)
+    engine.speed = FixedSpeed(prompt_ms=3.0)
+    other_prefix, other_suffix = _second_file()
+    a1 = engine.complete(_request(500, filename="base_events.py"))
+    assert a1.small_window and a1.tokens_evaluated > 40
+    b1 = engine.complete(
+        _request(500, prefix=other_prefix, suffix=other_suffix, filename="tasks.py")
+    )
+    assert b1.small_window and b1.tokens_evaluated > 40
+    assert len(engine._shelf) == 1  # base_events.py's window, shelved when it was left
+    a2 = engine.complete(_request(500, prefix=PREFIX + "r", filename="base_events.py"))
+    assert a2.small_window
+    assert a2.tokens_evaluated <= 6, a2
+    assert a2.tokens_cached >= a1.tokens_evaluated - 6
+    b2 = engine.complete(
+        _request(500, prefix=other_prefix + "r", suffix=other_suffix, filename="tasks.py")
+    )
+    assert b2.tokens_evaluated <= 6, b2
+    # with no room for shelved windows, every return is a cold window again
+    engine._shelf.capacity = 0
+    engine._shelf.clear()
+    engine.complete(_request(500, prefix=PREFIX + "re", filename="base_events.py"))
+    cold = engine.complete(
+        _request(500, prefix=other_prefix + "re", suffix=other_suffix, filename="tasks.py")
+    )
+    assert cold.tokens_evaluated > 40
+
+
+def test_a_window_that_moved_down_a_line_is_shifted_not_read_again(smol: LoadedModel) -> None:
+    """Enter at the end of a line moves the window's first line down: the lines both
+    windows share are shifted into place (llama-server's cache reuse), not evaluated."""
+    engine = _engine(smol, response_cache=False)
+    engine.speed = FixedSpeed(prompt_ms=1.0)
+    lines = PREFIX.split("\n")
+    # a prefix long enough that the widest window (48 lines) starts below the top
+    assert len(lines) > 60
+    first = engine.complete(_request(500, prefix=PREFIX + "return"))
+    assert first.small_window
+    moved = engine.complete(_request(500, prefix=PREFIX + "return\n        "))
+    assert moved.small_window
+    assert moved.tokens_shifted > 100, moved
+    assert moved.tokens_evaluated < 20, moved

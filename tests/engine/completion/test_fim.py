@@ -289,8 +289,11 @@ def test_prefix_window_moves_in_steps() -> None:
     starts = set()
     for n in range(200, 232):
         text = window_prefix("\n".join(lines[:n]), limits)
-        starts.add(text.split("\n", 1)[0])
-        assert len(text.split("\n")) <= 100
+        # a cut tail keeps its first line's line break (tokenized as inside the file)
+        assert text.startswith("\nline ")
+        body = text[1:]
+        starts.add(body.split("\n", 1)[0])
+        assert len(body.split("\n")) <= 100
     assert len(starts) <= 2  # 32 keystroke-lines, at most one jump
     assert window_prefix("short\nfile", limits) == "short\nfile"
 
@@ -298,13 +301,15 @@ def test_prefix_window_moves_in_steps() -> None:
 def test_prefix_window_caps_characters_at_a_line_boundary() -> None:
     limits = PromptLimits(prefix_chars=50, prefix_chars_step=30)
     text = window_prefix("\n".join("x" * 20 for _ in range(10)), limits)
-    assert len(text) <= 50 and text.startswith("x" * 20)
+    assert len(text) <= 50 and text.startswith("\n" + "x" * 20)
     # while typing on the last line the cut stays put until the next step
     limits = PromptLimits(prefix_chars=100, prefix_chars_step=30)
     firsts = set()
     for extra in range(0, 25):
         doc = "\n".join(f"{i:02d}" + "x" * 8 for i in range(30)) + "y" * extra
-        firsts.add(window_prefix(doc, limits).split("\n", 1)[0])
+        text = window_prefix(doc, limits)
+        assert text.startswith("\n")
+        firsts.add(text[1:].split("\n", 1)[0])
     assert len(firsts) <= 2
 
 
