@@ -40,7 +40,9 @@ __all__ = ["KvPark", "SpeedMeter", "WindowShelf", "window_limits"]
 
 #: lines before the cursor the small window starts with (halved until it fits its cap)
 WINDOW_PREFIX_LINES = 48
-#: lines after the cursor in the small window
+#: lines after the cursor in the widest small window (a narrower one has fewer, in step
+#: with its prefix lines: in a FIM prompt every keystroke evaluates the suffix again, so
+#: on a 1.5B model 8 suffix lines alone, ~100 tokens, overran a 1.5 s budget twofold)
 WINDOW_SUFFIX_LINES = 8
 #: measurements the medians are taken over (the speed follows a machine that got busier
 #: within a few requests, and ignores a few outliers)
@@ -90,17 +92,22 @@ def window_limits(limits: PromptLimits, prefix_lines: int = WINDOW_PREFIX_LINES)
     """The small window's prompt limits: the lines nearest the cursor, no other files.
 
     `prefix_step=1` keeps exactly the nearest lines (the step that keeps a long window
-    stable while typing would cost most of a small one).
+    stable while typing would cost most of a small one). The suffix narrows with the
+    prefix: 8 lines with 48, 4 with 24, 2 with 12, and at least the rest of the cursor's
+    line.
     """
     prefix_lines = max(1, min(limits.prefix_lines, prefix_lines))
+    scaled = -(-WINDOW_SUFFIX_LINES * prefix_lines // WINDOW_PREFIX_LINES)
+    # the first suffix "line" is the rest of the cursor's line: always kept
+    suffix_lines = min(limits.suffix_lines, max(1, min(WINDOW_SUFFIX_LINES, scaled)))
     return replace(
         limits,
         prefix_lines=prefix_lines,
         prefix_step=1,
         prefix_chars=min(limits.prefix_chars, prefix_lines * 120),
         prefix_chars_step=1,
-        suffix_lines=min(limits.suffix_lines, WINDOW_SUFFIX_LINES),
-        suffix_chars=min(limits.suffix_chars, WINDOW_SUFFIX_LINES * 120),
+        suffix_lines=suffix_lines,
+        suffix_chars=min(limits.suffix_chars, suffix_lines * 120),
         context_chars=0,
     )
 

@@ -221,3 +221,17 @@ def test_a_window_that_moved_down_a_line_is_shifted_not_read_again(smol: LoadedM
     assert moved.small_window
     assert moved.tokens_shifted > 100, moved
     assert moved.tokens_evaluated < 20, moved
+
+
+def test_a_narrower_window_has_a_shorter_suffix() -> None:
+    """A FIM prompt evaluates its suffix again on every keystroke: the window's suffix
+    narrows with its prefix, down to the rest of the cursor's line."""
+    from hanlin.engine.completion.budget import window_limits
+    from hanlin.engine.completion.fim import PromptLimits, window_suffix
+
+    base = PromptLimits()
+    widths = [window_limits(base, n).suffix_lines for n in (48, 24, 12, 6, 3, 1)]
+    assert widths == [8, 4, 2, 1, 1, 1]
+    suffix = "rest of line)\n" + "\n".join(f"after {i}" for i in range(20))
+    assert window_suffix(suffix, window_limits(base, 1)) == "rest of line)"
+    assert window_suffix(suffix, window_limits(base, 24)).count("\n") == 3
