@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.completion_patterns import Answer, Editor
-from hanlin.engine.completion.filters import FILTERS
+from hanlin.engine.completion.filters import BLOCK_END_FILTERS, FILTERS
 from hanlin.engine.completion.filters.base import FilterContext, wants_multiline
 
 __all__ = ["LlamaServer", "VscodePeer"]
@@ -151,7 +151,7 @@ def _stop_at_block_end(text: str, prefix: str, suffix: str) -> str:
     made here: the peer's answers are then as long as Hanlin's would be, not longer.
     """
     ctx = FilterContext(prefix=prefix, suffix=suffix, multiline=True)
-    for name in ("limit_scope_by_indentation", "remove_repetitive_lines"):
+    for name in BLOCK_END_FILTERS:
         text = FILTERS[name](text, ctx)
     return text
 
@@ -312,7 +312,6 @@ class VscodePeer(Editor):
         info: dict[str, Any] = {}
         completion = self._cached(input_prefix, input_suffix, prompt)
         cached = completion is not None
-        multiline = wants_multiline(input_prefix + prompt, input_suffix)
         if not cached:
             self.last_start = time.monotonic()
             try:
@@ -320,9 +319,6 @@ class VscodePeer(Editor):
             except urllib.error.HTTPError as exc:  # e.g. a prompt over the context: no hint
                 return "", {"error": f"HTTP {exc.code}", "fromCache": False}
             completion = reply.get("content", "")
-            if multiline:
-                whole_prefix = "\n".join([*doc[:row], line_prefix])
-                completion = _stop_at_block_end(completion, whole_prefix, input_suffix)
             timings = reply.get("timings", {})
             info = {
                 "tokensEvaluated": timings.get("prompt_n"),
@@ -386,8 +382,6 @@ class VscodePeer(Editor):
         except (urllib.error.URLError, OSError):  # HTTPError is a URLError
             return
         content = reply.get("content", "")
-        if wants_multiline(future_prefix + future_prompt, input_suffix):
-            content = _stop_at_block_end(content, future_prefix + future_prompt, input_suffix)
         if content.strip():
             self._put(key, "\n".join(remove_trailing_new_lines(content.split("\n"))))
 
@@ -433,10 +427,18 @@ class VscodePeer(Editor):
                 input_extra=chunks,
                 prompt=prompt,
             )
-            return self.server.post("/infill", body)
-        body["samplers"] = ["top_k", "top_p"]
-        body["prompt"] = self._prefix_only_prompt(chunks, input_prefix + prompt)
-        return self.server.post("/completion", body)
+            reply = self.server.post("/infill", body)
+        else:
+            body["samplers"] = ["top_k", "top_p"]
+            body["prompt"] = self._prefix_only_prompt(chunks, input_prefix + prompt)
+            reply = self.server.post("/completion", body)
+        if multiline and "content" in reply:
+            # the model continued `input_prefix + prompt` (on an indentation-only line the
+            # prompt is empty and the answer starts with the indentation)
+            reply["content"] = _stop_at_block_end(
+                reply["content"], input_prefix + prompt, input_suffix
+            )
+        return reply
 
     def _prefix_only_prompt(self, chunks: list[dict[str, Any]], prefix: str) -> str:
         """Hanlin's prefix-only prompt text: comment-headed chunks, then the windowed prefix."""

@@ -145,6 +145,9 @@ def test_peer_answers_stop_where_hanlins_would() -> None:
     # inside a body, a dedent below the cursor line ends it (llama-server's n_indent)
     body = "\n    y = 2\n    return y\nprint(f(1))"
     assert _stop_at_block_end(body, "def f(x):\n    x += 1", "\n") == "\n    y = 2\n    return y"
+    # on an indentation-only line the prompt is empty: the answer brings the indentation
+    fresh = "    y = 2\n    return y\nprint(f(1))"
+    assert _stop_at_block_end(fresh, "def f(x):\n", "\n") == "    y = 2\n    return y"
 
 
 @pytest.mark.slow

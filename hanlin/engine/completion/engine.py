@@ -65,7 +65,12 @@ from typing import TYPE_CHECKING, Any
 
 from hanlin.engine.completion.budget import KvPark, SpeedMeter, WindowShelf, window_limits
 from hanlin.engine.completion.context_ring import ContextChunk
-from hanlin.engine.completion.filters import DEFAULT_FILTERS, FILTERS, postprocess
+from hanlin.engine.completion.filters import (
+    BLOCK_END_FILTERS,
+    DEFAULT_FILTERS,
+    FILTERS,
+    postprocess,
+)
 from hanlin.engine.completion.filters.base import FilterContext, wants_multiline
 from hanlin.engine.completion.fim import (
     FimPrompt,
@@ -1180,10 +1185,7 @@ class CompletionEngine:
         complete = raw.rsplit("\n", 1)[0]
         if "\n" not in raw or not complete.strip():
             return False
-        for name in ("limit_scope_by_indentation", "remove_repetitive_lines"):
-            if len(FILTERS[name](complete, fctx)) < len(complete):
-                return True
-        return False
+        return any(len(FILTERS[n](complete, fctx)) < len(complete) for n in BLOCK_END_FILTERS)
 
 
 @dataclass

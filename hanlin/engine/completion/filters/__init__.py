@@ -38,6 +38,7 @@ from hanlin.engine.completion.filters.strip_special_tokens import strip_special_
 from hanlin.engine.completion.filters.trim_trailing_whitespace import trim_trailing_whitespace
 
 __all__ = [
+    "BLOCK_END_FILTERS",
     "DEFAULT_FILTERS",
     "FILTERS",
     "Filter",
@@ -84,6 +85,11 @@ DEFAULT_FILTERS: tuple[str, ...] = (
     "drop_duplicate_closing",
     "trim_trailing_whitespace",
 )
+
+
+#: the filters whose cut ends a multi-line answer while it is generated (the engine's
+#: `_block_done`; the completion benchmark cuts its peer's answers with the same rule)
+BLOCK_END_FILTERS: tuple[str, ...] = ("limit_scope_by_indentation", "remove_repetitive_lines")
 
 
 def postprocess(text: str, ctx: FilterContext, names: Sequence[str] = DEFAULT_FILTERS) -> str:
