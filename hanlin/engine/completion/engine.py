@@ -9,7 +9,8 @@ What makes it fast (after llama.vscode and Continue):
 - **A response cache.** Results are kept in an LRU keyed by a hash of the
   context; when the user types the characters a shown completion predicted
   (new prefix = old prefix + the start of the old completion), the rest of it
-  is returned without running the model.
+  is returned without running the model — all of its lines, also when the characters
+  typed into a block's first line make the cursor's line a one-line context.
 - **Shifted KV reuse.** When text is removed mid-prompt (a ring chunk evicted,
   the prefix window moved, a line deleted), cached runs of at least `reuse_chunk`
   tokens after it are shifted into place (engine/completion/kv_shift.py, what
@@ -562,6 +563,9 @@ class CompletionEngine:
         started = time.perf_counter()
         fctx = self.filter_context(request)
         hit = self.cache.lookup_entry(self._cache_header(request, fctx.multiline), request.prefix)
+        block = self._typed_through_block(request, fctx)
+        if block is not None and (hit is None or len(block[1]) < len(hit[1])):
+            hit, fctx = block, replace(fctx, multiline=True, continues_block=True)
         if hit is None:
             return None
         text, _typed, entry = hit
@@ -582,6 +586,24 @@ class CompletionEngine:
         )
         self._count(result, prefetch_hit=first_use)
         return result
+
+    def _typed_through_block(
+        self, request: CompletionRequest, fctx: FilterContext
+    ) -> tuple[str, str, _CacheEntry] | None:
+        """A multi-line completion the user is typing through, when the typing made the
+        request a one-line one (the first characters of the block's first line on a blank
+        line): the rest of the block, as the editor keeps showing it. None otherwise.
+
+        The entry was made where the context called for several lines (the same text right
+        of the cursor, since typing inserts before it), so its lines are still wanted;
+        answering from it anew, one line at a time, would cut what is on screen.
+        """
+        if fctx.multiline or request.multiline is False:
+            return None
+        hit = self.cache.lookup_entry(self._cache_header(request, True), request.prefix)
+        if hit is None or not hit[1] or "\n" not in hit[0]:
+            return None
+        return hit
 
     def _complete(
         self,

@@ -243,6 +243,25 @@ def test_response_cache_serves_typed_ahead_characters(smol: LoadedModel) -> None
     assert miss.tokens_cached > 500 and miss.tokens_evaluated < 10
 
 
+def test_typing_through_a_multiline_completion_keeps_its_lines(smol: LoadedModel) -> None:
+    """On a blank line the answer is a block; typing its first characters makes the cursor
+    line a one-line context, yet the rest of the block stays what the editor shows."""
+    engine = _fresh(smol)
+    prefix = PY_PREFIX + "\n    def remove(self, sku):\n        "
+    suffix = "\n" + PY_SUFFIX
+    first = engine.complete(CompletionRequest(prefix=prefix, suffix=suffix, max_tokens=48))
+    assert first.text.count("\n") >= 1, first  # SmolLM2 writes a block here
+    typed = first.text[:3]
+    hit = engine.complete(CompletionRequest(prefix=prefix + typed, suffix=suffix, max_tokens=48))
+    assert hit.from_cache and hit.generated_tokens == 0, hit
+    assert hit.text == first.text[3:], hit
+    # a client that asked for one line gets one line, from the model
+    one = engine.complete(
+        CompletionRequest(prefix=prefix + typed, suffix=suffix, max_tokens=48, multiline=False)
+    )
+    assert "\n" not in one.text
+
+
 def test_response_cache_off_always_runs_the_model(smol: LoadedModel) -> None:
     engine = _fresh(smol, response_cache=False)
     request = CompletionRequest(prefix=PY_PREFIX + "def trim_", suffix=PY_SUFFIX, max_tokens=8)

@@ -101,3 +101,14 @@ def test_wants_multiline_only_where_the_context_calls_for_it(
     prefix: str, suffix: str, expected: bool
 ) -> None:
     assert wants_multiline(prefix, suffix) is expected
+
+
+def test_a_block_typed_through_keeps_its_lines() -> None:
+    """Typed into its first line, a shown block stays a block; a fresh one-line context
+    still gets one line."""
+    text = "ck = self.stock.pop(sku)\n        return stock"
+    prefix = "class Shelf:\n    def remove(self, sku):\n        sto"
+    one_line = FilterContext(prefix=prefix, suffix="\n", multiline=False)
+    assert postprocess(text, one_line) == "ck = self.stock.pop(sku)"
+    through = FilterContext(prefix=prefix, suffix="\n", multiline=True, continues_block=True)
+    assert postprocess(text, through) == text

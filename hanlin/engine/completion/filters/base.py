@@ -35,6 +35,10 @@ class FilterContext:
     prefix: str
     suffix: str = ""
     multiline: bool = True
+    #: the user is typing through a shown multi-line completion: the characters typed
+    #: into its first line make the cursor's line look like a one-line context, but the
+    #: rest of the block is still what they see and may accept
+    continues_block: bool = False
     language: str | None = None
     #: the texts of the model vocabulary's special tokens: the only texts `strip_special_tokens`
     #: cuts at (the engine fills it from `LlamaVocab.special_texts`; empty: nothing is special)
