@@ -54,6 +54,7 @@ import psutil
 
 from bench.completion_corpus import CorpusFile, pick_file, select_corpus
 from bench.completion_patterns import (
+    ACCEPT_READ_S,
     PATTERNS,
     Answer,
     Editor,
@@ -668,7 +669,12 @@ def run_model(args: argparse.Namespace, model: str, corpus: list[CorpusFile]) ->
                     break
                 for k, f in enumerate(corpus):
                     script = build_script(
-                        corpus, pattern, k, seed=args.seed, max_keystrokes=args.max_keystrokes
+                        corpus,
+                        pattern,
+                        k,
+                        seed=args.seed,
+                        max_keystrokes=args.max_keystrokes,
+                        read_s=args.read_s,
                     )
                     got_all = replay(editors, script, f.label, pattern, slices)
                     for name, got in got_all.items():
@@ -715,6 +721,12 @@ def main(argv: list[str] | None = None) -> int:
         "--time-limit-min",
         type=float,
         help="per model: start no new pattern after this many minutes (report what ran)",
+    )
+    parser.add_argument(
+        "--read-s",
+        type=float,
+        default=ACCEPT_READ_S,
+        help="seconds the accept pattern reads a shown completion before accepting it",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ctx", type=int, default=8192, help="context window for every server")

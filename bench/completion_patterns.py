@@ -18,7 +18,7 @@ by content):
 - `jump`: two files open; type a little in one, jump to the other, and back.
 - `retype`: a line's text is deleted, then typed again.
 - `through`: after a few characters, type the characters the last completion showed.
-- `accept`: type until a completion shows, read it for 0.5 s, accept it; the request
+- `accept`: type until a completion shows, read it for 0.5 s (`--read-s`), accept it; the request
   right after accepting is the measured one (a prefetched completion is ready at once).
 """
 
@@ -33,6 +33,7 @@ from typing import Any
 from bench.completion_corpus import CorpusFile
 
 __all__ = [
+    "ACCEPT_READ_S",
     "PATTERNS",
     "Accept",
     "Answer",
@@ -374,7 +375,17 @@ def _through(files: Sequence[CorpusFile], k: int, rng: random.Random, budget: in
     return steps
 
 
-def _accept(files: Sequence[CorpusFile], k: int, rng: random.Random, budget: int) -> list[Step]:
+#: seconds a user reads a shown completion before accepting it (`--read-s`)
+ACCEPT_READ_S = 0.5
+
+
+def _accept(
+    files: Sequence[CorpusFile],
+    k: int,
+    rng: random.Random,
+    budget: int,
+    read_s: float = ACCEPT_READ_S,
+) -> list[Step]:
     f = files[k]
     lines = f.text().split("\n")
     sites = _pick_sites(lines, rng, max(1, budget // 5))
@@ -383,7 +394,7 @@ def _accept(files: Sequence[CorpusFile], k: int, rng: random.Random, budget: int
         doc = f"accept{j}/{f.label}"
         steps += _open_at_line_end(doc, lines, site, f.language)
         steps += [Type(c) for c in lines[site].strip()[:3]]
-        steps += [Idle(0.5), Accept()]
+        steps += [Idle(read_s), Accept()]
         steps.append(Close(doc))
     return steps
 
@@ -399,8 +410,17 @@ PATTERNS: dict[str, Callable[[Sequence[CorpusFile], int, random.Random, int], li
 
 
 def build_script(
-    files: Sequence[CorpusFile], pattern: str, k: int, *, seed: int, max_keystrokes: int
+    files: Sequence[CorpusFile],
+    pattern: str,
+    k: int,
+    *,
+    seed: int,
+    max_keystrokes: int,
+    read_s: float = ACCEPT_READ_S,
 ) -> list[Step]:
-    """The actions of `pattern` on file `k` of `files` (the same for every server)."""
+    """The actions of `pattern` on file `k` of `files` (the same for every server);
+    `read_s`: how long `accept` reads a shown completion before accepting it."""
     rng = random.Random(f"{seed}:{pattern}:{k}")
+    if pattern == "accept":
+        return _accept(files, k, rng, max_keystrokes, read_s)
     return PATTERNS[pattern](files, k, rng, max_keystrokes)

@@ -17,7 +17,7 @@ import pytest
 
 from bench import completion_latency
 from bench.completion_corpus import CorpusFile, select_corpus
-from bench.completion_patterns import PATTERNS, Answer, Editor, Sample, build_script
+from bench.completion_patterns import PATTERNS, Answer, Editor, Idle, Sample, build_script
 from bench.completion_peer import (
     LlamaServer,
     VscodePeer,
@@ -116,6 +116,13 @@ def test_through_types_what_was_shown_and_accept_inserts_it() -> None:
         editor.apply(step, "csv.py", "accept")
     assert editor.accepted >= 1
     assert any("ACCEPTED" in text for text in editor.server_docs.values())
+    # the read before each accept is the one asked for (`--read-s`)
+    reads = {
+        step.seconds
+        for step in build_script(_py_files(1), "accept", 0, seed=2, max_keystrokes=5, read_s=1.5)
+        if isinstance(step, Idle)
+    }
+    assert 1.5 in reads
 
 
 def test_peer_rules_follow_llama_vscode() -> None:
