@@ -72,7 +72,12 @@ from hanlin.engine.completion.filters import (
     FILTERS,
     postprocess,
 )
-from hanlin.engine.completion.filters.base import FilterContext, wants_multiline
+from hanlin.engine.completion.filters.base import (
+    FilterContext,
+    current_line_before,
+    text_right_of_cursor,
+    wants_multiline,
+)
 from hanlin.engine.completion.fim import (
     FimPrompt,
     FimTemplate,
@@ -268,6 +273,8 @@ class _CacheEntry:
     #: made by `prefetch`; `used` once a request was answered from it
     prefetched: bool = False
     used: bool = False
+    #: the answer is the line after a finished cursor line (`FilterContext.next_line`)
+    next_line: bool = False
 
 
 class ResponseCache:
@@ -358,6 +365,9 @@ class _Generation:
     pieces: list[bytes] = field(default_factory=list)
     drafted: int = 0
     accepted: int = 0
+    #: a one-line answer at the end of a finished line: the model's newline, then the line
+    #: after it (`FilterContext.next_line`)
+    next_line: bool = False
 
 
 class CompletionEngine:
@@ -569,6 +579,8 @@ class CompletionEngine:
         if hit is None:
             return None
         text, _typed, entry = hit
+        if entry.next_line and not _typed:
+            fctx = replace(fctx, next_line=True)
         first_use = entry.prefetched and not entry.used
         entry.used = True
         text = postprocess(text, fctx, self.filters) if text else ""
@@ -653,6 +665,8 @@ class CompletionEngine:
                 self.totals.tokens_cached += run.cached
             raise Cancelled(cancel.reason or "Cancelled: a newer request replaced this one.")
 
+        if gen.next_line:
+            fctx = replace(fctx, next_line=True)
         text = postprocess(gen.raw, fctx, self.filters)
         note = run.note
         if not prefetch:
@@ -683,7 +697,7 @@ class CompletionEngine:
         if self.response_cache and (gen.stop_reason != "time" or (prefetch and text.strip())):
             self.cache.put(
                 self.cache.key(header, request.prefix),
-                _CacheEntry(text, gen.raw, prefetched=prefetch),
+                _CacheEntry(text, gen.raw, prefetched=prefetch, next_line=gen.next_line),
             )
         self._count(result, prefetch=prefetch)
         return result
@@ -1144,6 +1158,14 @@ class CompletionEngine:
         decoder = PieceDecoder()
         gen = _Generation()
         fctx = FilterContext(prefix=request.prefix, suffix=request.suffix, multiline=multiline)
+        # one line wanted at the end of a line with code on it: when the model ends that
+        # line (its answer starts with a newline), the line after it is the answer
+        next_line_ok = (
+            not multiline
+            and request.multiline is not False
+            and not text_right_of_cursor(request.suffix).strip()
+            and bool(current_line_before(request.prefix).strip())
+        )
 
         def is_stop(token: int) -> bool:
             return token in stop_ids or vocab.is_control(token)
@@ -1176,9 +1198,17 @@ class CompletionEngine:
                 gen.raw += piece
                 if "\n" in piece:
                     if not multiline:  # one line wanted: it is over
-                        gen.raw = gen.raw.split("\n", 1)[0]
-                        gen.stop_reason = "eol"
-                        break
+                        head, _, rest = gen.raw.partition("\n")
+                        if next_line_ok and not gen.next_line and not head.strip():
+                            gen.next_line, gen.raw = True, "\n" + rest
+                        if not gen.next_line:
+                            gen.raw = head
+                            gen.stop_reason = "eol"
+                            break
+                        if "\n" in rest:
+                            gen.raw = "\n" + rest.split("\n", 1)[0]
+                            gen.stop_reason = "eol"
+                            break
                     if multiline and self._block_done(gen.raw, fctx):
                         gen.stop_reason = "scope"
                         break

@@ -262,6 +262,24 @@ def test_typing_through_a_multiline_completion_keeps_its_lines(smol: LoadedModel
     assert "\n" not in one.text
 
 
+def test_a_finished_line_chains_into_the_next_one(smol: LoadedModel) -> None:
+    """At the end of a finished line (`@property`) a one-line answer is the model's newline:
+    the line after it is shown instead of nothing, and the cache gives it again."""
+    engine = _fresh(smol)
+    cut = PY_PREFIX.rindex("    @property") + len("    @property")
+    prefix, suffix = PY_PREFIX[:cut], "\n"
+    first = engine.complete(CompletionRequest(prefix=prefix, suffix=suffix, max_tokens=32))
+    assert first.text.startswith("\n") and first.text.count("\n") == 1, first
+    assert first.text.strip().startswith("def "), first  # SmolLM2 writes the getter
+    again = engine.complete(CompletionRequest(prefix=prefix, suffix=suffix, max_tokens=32))
+    assert again.from_cache and again.text == first.text, again
+    # a client that asked for one line gets no second line
+    one = _fresh(smol).complete(
+        CompletionRequest(prefix=prefix, suffix=suffix, max_tokens=32, multiline=False)
+    )
+    assert "\n" not in one.text, one
+
+
 def test_response_cache_off_always_runs_the_model(smol: LoadedModel) -> None:
     engine = _fresh(smol, response_cache=False)
     request = CompletionRequest(prefix=PY_PREFIX + "def trim_", suffix=PY_SUFFIX, max_tokens=8)

@@ -112,3 +112,20 @@ def test_a_block_typed_through_keeps_its_lines() -> None:
     assert postprocess(text, one_line) == "ck = self.stock.pop(sku)"
     through = FilterContext(prefix=prefix, suffix="\n", multiline=True, continues_block=True)
     assert postprocess(text, through) == text
+
+
+def test_a_finished_line_gets_the_line_after_it() -> None:
+    """At the end of a finished line the model's newline is not the whole answer: with
+    `next_line` the one line kept is the next one; without it, nothing (as before)."""
+    prefix = "class Shelf:\n    def remove(self, sku):\n        stock = self.stock.pop(sku)"
+    text = "\n        return stock\n\n    def add(self, sku):"
+    plain = FilterContext(prefix=prefix, suffix="\n", multiline=False)
+    assert postprocess(text, plain) == ""
+    chained = FilterContext(prefix=prefix, suffix="\n", multiline=False, next_line=True)
+    assert postprocess(text, chained) == "\n        return stock"
+    # a next line that leaves the block, or repeats the line already below, is dropped
+    assert postprocess("\nprint(stock)", chained) == ""
+    below = FilterContext(
+        prefix=prefix, suffix="\n        return stock\n", multiline=False, next_line=True
+    )
+    assert postprocess(text, below) == ""

@@ -39,6 +39,9 @@ class FilterContext:
     #: into its first line make the cursor's line look like a one-line context, but the
     #: rest of the block is still what they see and may accept
     continues_block: bool = False
+    #: the cursor's line is finished (code left of the cursor, nothing right of it) and the
+    #: model's one-line answer started with a newline: the answer is the line after it
+    next_line: bool = False
     language: str | None = None
     #: the texts of the model vocabulary's special tokens: the only texts `strip_special_tokens`
     #: cuts at (the engine fills it from `LlamaVocab.special_texts`; empty: nothing is special)
