@@ -24,7 +24,9 @@ Modelled on llama.vscode's `src/completion.ts`, `src/llama-server.ts` and
   an `n_predict: 0` request that evaluates the ring on the server.
 
 What is matched to Hanlin, not llama.vscode's defaults: `n_predict` and the stop rules
-(one line where Hanlin wants one line: `stop: ["\\n"]`; a multi-line answer cut where
+(one line where Hanlin wants one line: `stop: ["\\n"]`, and at the end of a finished
+line whose answer is only that newline, a second request for the line after it, as Hanlin
+answers there; a multi-line answer cut where
 Hanlin's stops, at the end of the cursor's block, on top of llama-server's `n_indent`
 rule, sent to `/completion` too), and the time budget
 (`t_max_predict_ms`). The server runs with `--cache-reuse 256`, one slot, the same
@@ -53,7 +55,11 @@ from typing import Any
 
 from bench.completion_patterns import Answer, Editor
 from hanlin.engine.completion.filters import BLOCK_END_FILTERS, FILTERS
-from hanlin.engine.completion.filters.base import FilterContext, wants_multiline
+from hanlin.engine.completion.filters.base import (
+    FilterContext,
+    text_right_of_cursor,
+    wants_multiline,
+)
 
 __all__ = ["LlamaServer", "VscodePeer"]
 
@@ -154,6 +160,17 @@ def _stop_at_block_end(text: str, prefix: str, suffix: str) -> str:
     for name in BLOCK_END_FILTERS:
         text = FILTERS[name](text, ctx)
     return text
+
+
+def _ended_a_finished_line(reply: dict, prefix: str, suffix: str) -> bool:
+    """A one-line answer that is only the model's newline, at the end of a line with code."""
+    return (
+        not reply.get("content", "x").strip()
+        and reply.get("stop_type") == "word"
+        and reply.get("stopping_word") == "\n"
+        and not text_right_of_cursor(suffix).strip()
+        and bool(prefix.rsplit("\n", 1)[-1].strip())
+    )
 
 
 def remove_trailing_new_lines(lines: list[str]) -> list[str]:
@@ -406,9 +423,31 @@ class VscodePeer(Editor):
                 self.cache.popitem(last=False)
 
     def _fim(self, input_prefix: str, input_suffix: str, prompt: str, nindent: int) -> dict:
+        multiline = wants_multiline(input_prefix + prompt, input_suffix)
+        reply = self._post_fim(input_prefix, input_suffix, prompt, nindent, multiline)
+        if multiline and "content" in reply:
+            # the model continued `input_prefix + prompt` (on an indentation-only line the
+            # prompt is empty and the answer starts with the indentation)
+            reply["content"] = _stop_at_block_end(
+                reply["content"], input_prefix + prompt, input_suffix
+            )
+        elif _ended_a_finished_line(reply, input_prefix + prompt, input_suffix):
+            # Hanlin's one-line rule at the end of a finished line: the line after it. The
+            # server cannot stop at the second newline, so a second request writes it.
+            ended = prompt + reply["content"] + "\n"
+            after = self._post_fim(input_prefix, input_suffix, ended, nindent, False)
+            if "content" in after:
+                timings, more = reply.get("timings", {}), after.get("timings", {})
+                for name in ("prompt_n", "predicted_n"):
+                    timings[name] = (timings.get(name) or 0) + (more.get(name) or 0)
+                reply = {**after, "content": "\n" + after["content"], "timings": timings}
+        return reply
+
+    def _post_fim(
+        self, input_prefix: str, input_suffix: str, prompt: str, nindent: int, multiline: bool
+    ) -> dict:
         with self._lock:
             chunks = list(self.chunks)
-        multiline = wants_multiline(input_prefix + prompt, input_suffix)
         body: dict[str, Any] = {
             "n_predict": self.n_predict,
             **DEFAULT_PARAMS,
@@ -427,18 +466,10 @@ class VscodePeer(Editor):
                 input_extra=chunks,
                 prompt=prompt,
             )
-            reply = self.server.post("/infill", body)
-        else:
-            body["samplers"] = ["top_k", "top_p"]
-            body["prompt"] = self._prefix_only_prompt(chunks, input_prefix + prompt)
-            reply = self.server.post("/completion", body)
-        if multiline and "content" in reply:
-            # the model continued `input_prefix + prompt` (on an indentation-only line the
-            # prompt is empty and the answer starts with the indentation)
-            reply["content"] = _stop_at_block_end(
-                reply["content"], input_prefix + prompt, input_suffix
-            )
-        return reply
+            return self.server.post("/infill", body)
+        body["samplers"] = ["top_k", "top_p"]
+        body["prompt"] = self._prefix_only_prompt(chunks, input_prefix + prompt)
+        return self.server.post("/completion", body)
 
     def _prefix_only_prompt(self, chunks: list[dict[str, Any]], prefix: str) -> str:
         """Hanlin's prefix-only prompt text: comment-headed chunks, then the windowed prefix."""
